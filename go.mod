@@ -1,0 +1,3 @@
+module github.com/raftkit/raftkit
+
+go 1.24
