@@ -1,0 +1,69 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotLeader is returned by calls only the leader can serve. The error
+	// is a *NotLeaderError that names the leader when it is known.
+	ErrNotLeader = errors.New("raft: not the leader")
+	// ErrStopped is returned by calls on a node that has stopped.
+	ErrStopped = errors.New("raft: node stopped")
+	// ErrProposalTooLarge is returned for a command over Config.MaxEntryBytes.
+	ErrProposalTooLarge = errors.New("raft: proposal too large")
+	// ErrProposalDropped is returned when a proposal's entry was replaced by
+	// another leader's entry: the command was not applied and may be retried.
+	ErrProposalDropped = errors.New("raft: proposal dropped")
+	// ErrLeadershipLost is returned for a read whose leader stepped down
+	// before it could confirm leadership.
+	ErrLeadershipLost = errors.New("raft: leadership lost")
+	// ErrTransferInProgress is returned for proposals made while the leader
+	// hands leadership over, and for a second concurrent transfer.
+	ErrTransferInProgress = errors.New("raft: leadership transfer in progress")
+	// ErrTransferFailed is returned when a leadership transfer did not
+	// complete within an election timeout.
+	ErrTransferFailed = errors.New("raft: leadership transfer failed")
+	// ErrUnknownPeer is returned for a node ID that is not a member.
+	ErrUnknownPeer = errors.New("raft: unknown peer")
+	// ErrWrongGroup is returned for a message addressed to another group or
+	// node.
+	ErrWrongGroup = errors.New("raft: message for another group or node")
+	// ErrRemoved is returned by a node that is no longer a member.
+	ErrRemoved = errors.New("raft: node removed from the cluster")
+	// ErrNoCluster is returned by a node with no configuration yet.
+	ErrNoCluster = errors.New("raft: node has no cluster configuration")
+	// ErrBadConfig is returned for an invalid Config.
+	ErrBadConfig = errors.New("raft: invalid config")
+
+	// ErrCompacted is returned by Storage for indexes compacted away.
+	ErrCompacted = errors.New("raft: index compacted")
+	// ErrUnavailable is returned by Storage for indexes not yet written.
+	ErrUnavailable = errors.New("raft: index unavailable")
+	// ErrNoSnapshot is returned by Storage.OpenSnapshot when there is none.
+	ErrNoSnapshot = errors.New("raft: no snapshot")
+	// ErrCorrupt is returned for stored or received bytes that do not decode.
+	ErrCorrupt = errors.New("raft: corrupt data")
+)
+
+// NotLeaderError is the error returned to calls made on a node that is not
+// the leader. errors.Is(err, ErrNotLeader) reports true for it.
+type NotLeaderError struct {
+	// LeaderID is the leader this node knows of, or 0.
+	LeaderID NodeID
+	// LeaderAddr is that leader's address, or "".
+	LeaderAddr string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == 0 {
+		return "raft: not the leader (leader unknown)"
+	}
+	return fmt.Sprintf("raft: not the leader (leader is %d at %q)", e.LeaderID, e.LeaderAddr)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+func wrapCorrupt(err error) error { return fmt.Errorf("%w: %v", ErrCorrupt, err) }

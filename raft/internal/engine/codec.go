@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ErrMalformed reports bytes that do not decode as the expected structure.
+var ErrMalformed = errors.New("malformed data")
+
+const (
+	membershipVersion = 1
+	maxMembers        = 1 << 12
+	maxAddrLen        = 1 << 12
+)
+
+// EncodeMembership returns the canonical byte form of m: a version byte, then
+// each of the three member sets as a count followed by (id, address) pairs.
+func EncodeMembership(m Membership) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, membershipVersion)
+	for _, set := range [][]Member{m.Voters, m.OutgoingVoters, m.NonVoters} {
+		b = binary.AppendUvarint(b, uint64(len(set)))
+		for _, x := range set {
+			b = binary.AppendUvarint(b, uint64(x.ID))
+			b = binary.AppendUvarint(b, uint64(len(x.Addr)))
+			b = append(b, x.Addr...)
+		}
+	}
+	return b
+}
+
+// DecodeMembership parses bytes written by EncodeMembership. It never panics
+// and never allocates more than the input can justify.
+func DecodeMembership(b []byte) (Membership, error) {
+	var m Membership
+	if len(b) == 0 || b[0] != membershipVersion {
+		return m, fmt.Errorf("%w: membership: unknown version", ErrMalformed)
+	}
+	b = b[1:]
+	sets := []*[]Member{&m.Voters, &m.OutgoingVoters, &m.NonVoters}
+	for _, set := range sets {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > maxMembers || n > uint64(len(b)) {
+			return Membership{}, fmt.Errorf("%w: membership: bad member count", ErrMalformed)
+		}
+		b = b[k:]
+		for i := uint64(0); i < n; i++ {
+			id, k := binary.Uvarint(b)
+			if k <= 0 || id == 0 {
+				return Membership{}, fmt.Errorf("%w: membership: bad member id", ErrMalformed)
+			}
+			b = b[k:]
+			l, k := binary.Uvarint(b)
+			if k <= 0 || l > maxAddrLen || l > uint64(len(b)-k) {
+				return Membership{}, fmt.Errorf("%w: membership: bad address", ErrMalformed)
+			}
+			b = b[k:]
+			*set = append(*set, Member{ID: NodeID(id), Addr: string(b[:l])})
+			b = b[l:]
+		}
+	}
+	if len(b) != 0 {
+		return Membership{}, fmt.Errorf("%w: membership: trailing bytes", ErrMalformed)
+	}
+	return m, nil
+}

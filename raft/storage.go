@@ -1,0 +1,102 @@
+package raft
+
+import (
+	"context"
+	"io"
+)
+
+// State is what a Storage holds when a node starts.
+type State struct {
+	// HardState is the last hard state saved, zero for a new store.
+	HardState HardState
+	// Snapshot describes the latest snapshot; Index is 0 when there is none.
+	Snapshot SnapshotMeta
+	// FirstIndex is the index of the first entry in the log. After a
+	// compaction it is greater than Snapshot.Index; a new store reports 1.
+	FirstIndex uint64
+	// LastIndex is the index of the last entry in the log, or Snapshot.Index
+	// (0 for a new store) when the log holds no entries.
+	LastIndex uint64
+}
+
+// Storage persists one node's Raft log, hard state and latest snapshot.
+//
+// The runtime calls Storage from more than one goroutine: writes (Save,
+// CreateSnapshot, Compact) come from one goroutine at a time, while reads
+// (Entries, Term, OpenSnapshot) may run concurrently with them and with each
+// other. Every method that returns a nil error promises the effect is
+// durable: it survives a crash of the process and of the machine.
+//
+// Membership is not stored separately: it lives in EntryConfig entries and in
+// snapshot metadata, so a Storage that keeps the log and the snapshot keeps it.
+//
+// Errors: the read methods return errors wrapping ErrCompacted for indexes
+// before FirstIndex and ErrUnavailable for indexes after LastIndex; any other
+// error (a lost connection, a full disk) is returned as is and the runtime
+// treats the write as not done. Use the storagetest package to check an
+// implementation against every rule written here.
+type Storage interface {
+	// InitialState returns what the store holds. It is called once, before
+	// any other method.
+	InitialState(ctx context.Context) (State, error)
+
+	// Save durably writes entries and, when hs is non-nil, the hard state,
+	// as one atomic unit: after a crash either all of it is there or none of
+	// it is, and a hard state is never seen half written.
+	//
+	// Entries are contiguous and ascending. The first one's index is at most
+	// LastIndex+1; if it is at or below LastIndex, every stored entry from
+	// that index onward is replaced (the conflicting suffix is deleted even
+	// where the new batch is shorter). Save never leaves a gap in the log.
+	// entries may be empty when only the hard state changes. Save must not
+	// retain the entries slice after returning; it may retain Data.
+	Save(ctx context.Context, hs *HardState, entries []Entry) error
+
+	// Entries returns the entries with indexes in [lo, hi), in order. When
+	// maxBytes > 0 it stops before the total Entry.Size would exceed
+	// maxBytes, but always returns at least one entry when lo < hi. It
+	// returns an error wrapping ErrCompacted when lo < FirstIndex and one
+	// wrapping ErrUnavailable when hi > LastIndex+1. The caller may keep the
+	// returned slice; the store must not modify it afterwards.
+	Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]Entry, error)
+
+	// Term returns the term of the entry at index. It answers for
+	// Snapshot.Index too (with Snapshot.Term), even when that entry was
+	// compacted away. Errors are as for Entries.
+	Term(ctx context.Context, index uint64) (uint64, error)
+
+	// Compact discards the entries with index ≤ upTo. upTo must not exceed
+	// the latest snapshot's index (or an error wrapping ErrUnavailable is
+	// returned); compacting at or below FirstIndex-1 is a no-op.
+	Compact(ctx context.Context, upTo uint64) error
+
+	// CreateSnapshot starts writing a snapshot described by meta. Bytes
+	// written to the returned SnapshotWriter are the state machine's
+	// serialized state. Nothing becomes visible until Commit returns.
+	CreateSnapshot(ctx context.Context, meta SnapshotMeta) (SnapshotWriter, error)
+
+	// OpenSnapshot opens the latest committed snapshot for reading. It
+	// returns an error wrapping ErrNoSnapshot when there is none. The reader
+	// stays valid even if a newer snapshot is committed meanwhile.
+	OpenSnapshot(ctx context.Context) (SnapshotMeta, io.ReadCloser, error)
+
+	// Close releases the store's resources. The store's data stays behind
+	// for a later open. No method is called after Close.
+	Close() error
+}
+
+// SnapshotWriter receives a snapshot's bytes. It never needs to hold the
+// whole snapshot in memory.
+type SnapshotWriter interface {
+	io.Writer
+
+	// Commit durably stores the snapshot and makes it the latest one. If the
+	// log holds the entry at meta.Index with term meta.Term, the log is kept
+	// (compaction is a separate step); otherwise the whole log is discarded,
+	// leaving FirstIndex = LastIndex+1 = meta.Index+1 (Raft paper §7). The
+	// hard state is untouched.
+	Commit(ctx context.Context) error
+
+	// Abort discards everything written. It is safe after Commit (a no-op).
+	Abort() error
+}
