@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/raftkit/raftkit/raft/internal/quorum"
+)
+
+// A configuration takes effect on a node as soon as its entry is in the
+// node's log, committed or not; if the entry is truncated away the node
+// reverts to the previous configuration (Raft thesis §4.1). The engine
+// therefore keeps every configuration entry after the snapshot.
+
+func (e *Engine) addConfigEntry(ent Entry) {
+	m, err := DecodeMembership(ent.Data)
+	if err != nil {
+		// The entry was checked when proposed; a corrupt one from the
+		// network or disk must not silently change the cluster.
+		panic(fmt.Sprintf("engine: undecodable config entry %d: %v", ent.Index, err))
+	}
+	e.configs = append(e.configs, ConfigEntry{Index: ent.Index, Membership: m})
+	e.refreshConfig()
+}
+
+// dropConfigsFrom forgets configuration entries at or after index, which is
+// about to be truncated.
+func (e *Engine) dropConfigsFrom(index uint64) {
+	k := len(e.configs)
+	for k > 0 && e.configs[k-1].Index >= index {
+		k--
+	}
+	if k != len(e.configs) {
+		e.configs = e.configs[:k]
+		e.refreshConfig()
+	}
+}
+
+// refreshConfig puts the newest configuration in force.
+func (e *Engine) refreshConfig() {
+	m := e.snapConfig
+	e.pendingConfIndex = 0
+	if n := len(e.configs); n > 0 {
+		m = e.configs[n-1].Membership
+		e.pendingConfIndex = e.configs[n-1].Index
+	}
+	e.membership = m
+	e.quorum = quorum.Joint{Incoming: memberIDs(m.Voters), Outgoing: memberIDs(m.OutgoingVoters)}
+	e.configChanged = true
+	if e.role == Leader {
+		e.syncProgress()
+	} else if e.role == Follower || e.role == NonVoter {
+		e.role = Follower
+		if !e.promotable() && e.membership.Contains(e.id) {
+			e.role = NonVoter
+		}
+	}
+}
+
+func memberIDs(ms []Member) quorum.Majority {
+	ids := make(quorum.Majority, len(ms))
+	for i, m := range ms {
+		ids[i] = uint64(m.ID)
+	}
+	return ids
+}
+
+// Bootstrap gives a brand-new node its first configuration: an entry at
+// index 1, term 1, identical on every node that bootstraps with the same
+// members. On a node that already has this configuration it does nothing;
+// on one with any other state it returns ErrInitialized.
+func (e *Engine) Bootstrap(m Membership) error {
+	if len(m.Voters) == 0 {
+		return fmt.Errorf("engine: bootstrap needs at least one voter")
+	}
+	data := EncodeMembership(m)
+	if e.log.last > 0 || e.log.snapIndex > 0 || e.term > 0 {
+		if len(e.configs) > 0 && e.configs[0].Index == 1 {
+			if ents, ok := e.log.cached(1, 2, 0); ok && bytes.Equal(ents[0].Data, data) {
+				return nil
+			}
+			if bytes.Equal(EncodeMembership(e.configs[0].Membership), data) {
+				return nil
+			}
+		}
+		return ErrInitialized
+	}
+	e.term = 1
+	ent := Entry{Index: 1, Term: 1, Type: EntryConfig, Data: data}
+	e.log.append([]Entry{ent})
+	e.addConfigEntry(ent)
+	e.becomeFollower(e.term, 0)
+	return nil
+}
+
+// ProposeConfig proposes a new membership. Only one change may be in flight:
+// the previous configuration entry must be committed first.
+func (e *Engine) ProposeConfig(m Membership) (uint64, error) {
+	if e.role != Leader {
+		return 0, ErrNotLeader
+	}
+	if e.transferee != 0 {
+		return 0, ErrTransferring
+	}
+	if e.pendingConfIndex > e.log.committed {
+		return 0, ErrConfigPending
+	}
+	ents := []Entry{{Type: EntryConfig, Data: EncodeMembership(m)}}
+	e.appendLeader(ents)
+	return ents[0].Index, nil
+}

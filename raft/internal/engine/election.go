@@ -1,0 +1,157 @@
+package engine
+
+import "github.com/raftkit/raftkit/raft/internal/quorum"
+
+// promotable reports whether this node may campaign: it must be a voter of
+// the configuration in its log.
+func (e *Engine) promotable() bool { return e.membership.IsVoter(e.id) }
+
+func (e *Engine) resetTimers() {
+	e.electionElapsed = 0
+	e.heartbeatElapsed = 0
+	e.randomizedTimeout = e.cfg.ElectionTicks + e.cfg.Rand(e.cfg.ElectionTicks)
+}
+
+func (e *Engine) becomeFollower(term uint64, lead NodeID) {
+	if term > e.term {
+		e.term = term
+		e.vote = 0
+	}
+	wasLeader := e.role == Leader
+	e.role = Follower
+	if !e.promotable() && e.membership.Contains(e.id) {
+		e.role = NonVoter
+	}
+	e.lead = lead
+	e.resetTimers()
+	e.transferee = 0
+	if wasLeader {
+		e.failReads()
+		e.prs = map[NodeID]*progress{}
+	}
+}
+
+// campaign starts a pre-vote (pre) or an election. A transfer campaign
+// skips the pre-vote and asks voters to disregard their leader lease
+// (thesis §3.10).
+func (e *Engine) campaign(pre, transfer bool) {
+	term := e.term + 1
+	if pre {
+		e.role = PreCandidate
+		e.lead = 0
+		e.resetTimers()
+	} else {
+		e.becomeFollower(term, 0)
+		e.role = Candidate
+		e.vote = e.id
+	}
+	clear(e.votes)
+	e.votes[uint64(e.id)] = true
+	if e.quorum.Vote(e.votes) == quorum.VoteWon {
+		e.winElection(pre, transfer)
+		return
+	}
+	t := MsgVote
+	if pre {
+		t = MsgPreVote
+	}
+	lastTerm := e.log.lastTerm()
+	for _, id := range e.quorum.IDs() {
+		if NodeID(id) == e.id {
+			continue
+		}
+		e.send(Message{Type: t, To: NodeID(id), Term: term, Index: e.log.last, LogTerm: lastTerm, Transfer: transfer})
+	}
+}
+
+func (e *Engine) winElection(pre, transfer bool) {
+	if pre {
+		e.campaign(false, transfer)
+		return
+	}
+	e.becomeLeader()
+}
+
+// handleVoteRequest answers MsgVote and MsgPreVote (Raft paper §5.2, §5.4.1).
+func (e *Engine) handleVoteRequest(m Message) {
+	resp := MsgVoteResp
+	if m.Type == MsgPreVote {
+		resp = MsgPreVoteResp
+	}
+	canVote := e.vote == m.From ||
+		e.vote == 0 && e.lead == 0 ||
+		m.Type == MsgPreVote && m.Term > e.term
+	if canVote && e.log.isUpToDate(m.Index, m.LogTerm) {
+		// A granted pre-vote carries the campaign's term so that the
+		// pre-candidate counts it; a vote's term is ours (now m.Term).
+		e.send(Message{Type: resp, To: m.From, Term: m.Term})
+		if m.Type == MsgVote {
+			e.electionElapsed = 0
+			e.vote = m.From
+		}
+		return
+	}
+	e.send(Message{Type: resp, To: m.From, Reject: true})
+}
+
+func (e *Engine) stepCandidate(m Message) {
+	switch m.Type {
+	case MsgApp, MsgHeartbeat, MsgSnap:
+		// A leader of our term exists (Raft paper §5.2).
+		e.becomeFollower(m.Term, m.From)
+		e.stepFollower(m)
+	case MsgVoteResp, MsgPreVoteResp:
+		if (m.Type == MsgVoteResp) != (e.role == Candidate) {
+			return
+		}
+		if !e.quorum.Contains(uint64(m.From)) {
+			return
+		}
+		if _, ok := e.votes[uint64(m.From)]; !ok {
+			e.votes[uint64(m.From)] = !m.Reject
+		}
+		switch e.quorum.Vote(e.votes) {
+		case quorum.VoteWon:
+			e.winElection(e.role == PreCandidate, false)
+		case quorum.VoteLost:
+			e.becomeFollower(e.term, 0)
+		}
+	case MsgTimeoutNow:
+		// Only followers act on it.
+	}
+}
+
+func (e *Engine) becomeLeader() {
+	e.role = Leader
+	e.lead = e.id
+	e.resetTimers()
+	e.transferee = 0
+	e.prs = map[NodeID]*progress{}
+	e.syncProgress()
+	e.reads.reset()
+	// Append a no-op so that entries of earlier terms commit through it
+	// (Raft paper §5.4.2, §8).
+	e.appendLeader([]Entry{{Type: EntryNoop}})
+}
+
+// syncProgress makes the progress map match the membership: new peers start
+// probing from our last index, removed ones are dropped.
+func (e *Engine) syncProgress() {
+	ids := e.membership.IDs()
+	for id := range e.prs {
+		if !containsID(ids, id) {
+			delete(e.prs, id)
+		}
+	}
+	for _, id := range ids {
+		if id == e.id {
+			continue
+		}
+		pr := e.prs[id]
+		if pr == nil {
+			pr = &progress{id: id, next: e.log.last + 1, lastContact: e.now, recentActive: true}
+			e.prs[id] = pr
+		}
+		pr.voter = e.membership.IsVoter(id)
+	}
+}
