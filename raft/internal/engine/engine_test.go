@@ -266,7 +266,7 @@ func TestFigure8(t *testing.T) {
 	if w.nodes[5].e.Role() != Leader {
 		t.Fatalf("S5 not re-elected: %v", w.nodes[5].e.Role())
 	}
-	w.step()
+	w.tick(2, 2, 3, 4, 5)
 	// S5's entry at that index (its term's no-op) replaced S1's everywhere.
 	want, _ := w.nodes[5].e.log.term(old)
 	for _, id := range []NodeID{2, 3, 4, 5} {
