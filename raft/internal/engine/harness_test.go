@@ -13,7 +13,7 @@ type world struct {
 	t      *testing.T
 	nodes  map[NodeID]*node
 	ids    []NodeID
-	queue  []Message      // in flight
+	queue  []Message // in flight
 	cut    map[[2]NodeID]bool
 	noAuto bool // when set, step() does not persist automatically
 }

@@ -133,6 +133,36 @@ func (m *Membership) IDs() []NodeID {
 	return ids
 }
 
+// Members returns every member once (voters, then outgoing voters not also
+// in Voters, then non-voters).
+func (m *Membership) Members() []Member {
+	var out []Member
+	for _, set := range [][]Member{m.Voters, m.OutgoingVoters, m.NonVoters} {
+		for _, x := range set {
+			if !contains(out, x.ID) {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
+}
+
+// Equal reports whether m and o list the same members in the same order.
+func (m *Membership) Equal(o *Membership) bool {
+	eq := func(a, b []Member) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				return false
+			}
+		}
+		return true
+	}
+	return eq(m.Voters, o.Voters) && eq(m.OutgoingVoters, o.OutgoingVoters) && eq(m.NonVoters, o.NonVoters)
+}
+
 // Clone returns a deep copy of m.
 func (m Membership) Clone() Membership {
 	return Membership{

@@ -1,0 +1,239 @@
+package raft
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/raftkit/raftkit/raft/internal/engine"
+)
+
+// applyTask is a batch of committed entries to apply.
+type applyTask struct {
+	batch engine.ApplyBatch
+}
+
+// applier applies committed entries to the state machine on its own
+// goroutine, strictly in index order and in batches, then completes the
+// futures of the proposals they carry and the reads waiting for them.
+type applier struct {
+	n       *Node
+	applied atomic.Uint64
+
+	mu      sync.Mutex
+	tasks   []applyTask
+	pending []*Future // registered proposals, ascending index
+	reads   []*readRequest
+	signal  chan struct{}
+
+	normal  []Entry
+	results []any
+}
+
+func newApplier(n *Node, applied uint64) *applier {
+	a := &applier{n: n, signal: make(chan struct{}, 1)}
+	a.applied.Store(applied)
+	return a
+}
+
+func (a *applier) wake() {
+	select {
+	case a.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (a *applier) enqueue(t applyTask) {
+	a.mu.Lock()
+	a.tasks = append(a.tasks, t)
+	a.mu.Unlock()
+	a.wake()
+}
+
+// register records proposals just appended at consecutive indexes from
+// first in term. A registered proposal at or after first is one whose entry
+// was truncated away (this node's log was overwritten by another leader
+// before it led again), so it is dropped.
+func (a *applier) register(fs []*Future) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	first := fs[0].index
+	for len(a.pending) > 0 && a.pending[len(a.pending)-1].index >= first {
+		a.pending[len(a.pending)-1].finish(nil, ErrProposalDropped)
+		a.pending = a.pending[:len(a.pending)-1]
+	}
+	a.pending = append(a.pending, fs...)
+}
+
+// waitRead completes r once the state machine has applied r.index.
+func (a *applier) waitRead(r *readRequest) {
+	if a.applied.Load() >= r.index {
+		r.finish(r.index, nil)
+		return
+	}
+	a.mu.Lock()
+	a.reads = append(a.reads, r)
+	a.mu.Unlock()
+	// The index may have been applied between the check and the append.
+	a.wake()
+}
+
+func (a *applier) run() {
+	defer a.n.wg.Done()
+	var tasks []applyTask
+	for {
+		select {
+		case <-a.signal:
+		case <-a.n.stopping:
+			a.failAll(ErrStopped)
+			return
+		}
+		a.mu.Lock()
+		tasks, a.tasks = a.tasks, tasks[:0]
+		a.mu.Unlock()
+		for _, t := range tasks {
+			if err := a.apply(t.batch); err != nil {
+				a.n.fail(err)
+				a.failAll(err)
+				return
+			}
+		}
+		clear(tasks)
+		a.releaseReads()
+	}
+}
+
+// apply applies one committed range, reading from storage the head that
+// was no longer cached.
+func (a *applier) apply(b engine.ApplyBatch) error {
+	if b.Hi <= a.applied.Load() {
+		return nil
+	}
+	lo := max(b.Lo, a.applied.Load()+1)
+	ents := b.Entries
+	for len(ents) > 0 && ents[0].Index < lo {
+		ents = ents[1:]
+	}
+	for lo < b.Hi+1 && (len(ents) == 0 || lo < ents[0].Index) {
+		hi := b.Hi + 1
+		if len(ents) > 0 {
+			hi = ents[0].Index
+		}
+		head, err := a.n.store.Entries(context.Background(), lo, hi, 4<<20)
+		if err != nil {
+			return fmt.Errorf("raft: reading committed entries [%d, %d): %w", lo, hi, err)
+		}
+		if len(head) == 0 || head[0].Index != lo {
+			return fmt.Errorf("%w: storage returned no entry at %d", ErrCorrupt, lo)
+		}
+		if err := a.applyEntries(head); err != nil {
+			return err
+		}
+		lo = head[len(head)-1].Index + 1
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	return a.applyEntries(ents)
+}
+
+func (a *applier) applyEntries(ents []Entry) error {
+	a.normal = a.normal[:0]
+	for i := range ents {
+		if ents[i].Type == EntryNormal {
+			a.normal = append(a.normal, ents[i])
+		}
+	}
+	if cap(a.results) < len(a.normal) {
+		a.results = make([]any, len(a.normal))
+	}
+	results := a.results[:len(a.normal)]
+	if len(a.normal) > 0 {
+		if err := a.n.cfg.StateMachine.Apply(a.normal, results); err != nil {
+			return fmt.Errorf("raft: state machine failed at index %d: %w", a.normal[0].Index, err)
+		}
+	}
+	last := ents[len(ents)-1].Index
+	a.applied.Store(last)
+	a.complete(ents, results)
+	clear(results)
+	clear(a.normal)
+	return nil
+}
+
+// complete answers the proposals whose entries were just applied. A
+// proposal whose index now holds an entry of another term was overwritten
+// by another leader: it was not applied and is reported dropped.
+func (a *applier) complete(ents []Entry, results []any) {
+	last := ents[len(ents)-1].Index
+	a.mu.Lock()
+	k := 0
+	for k < len(a.pending) && a.pending[k].index <= last {
+		k++
+	}
+	done := a.pending[:k:k]
+	a.pending = a.pending[k:]
+	a.mu.Unlock()
+	if k == 0 {
+		return
+	}
+	first := ents[0].Index
+	r := 0 // position in results, which has one slot per normal entry
+	i := 0
+	for _, f := range done {
+		if f.index < first {
+			f.finish(nil, ErrProposalDropped)
+			continue
+		}
+		for i < len(ents) && ents[i].Index < f.index {
+			if ents[i].Type == EntryNormal {
+				r++
+			}
+			i++
+		}
+		e := &ents[i]
+		if e.Term != f.term || e.Type != EntryNormal {
+			f.finish(nil, ErrProposalDropped)
+			continue
+		}
+		f.finish(results[r], nil)
+	}
+}
+
+func (a *applier) releaseReads() {
+	applied := a.applied.Load()
+	a.mu.Lock()
+	k := 0
+	var ready []*readRequest
+	for _, r := range a.reads {
+		if r.index <= applied {
+			ready = append(ready, r)
+		} else {
+			a.reads[k] = r
+			k++
+		}
+	}
+	clear(a.reads[k:])
+	a.reads = a.reads[:k]
+	a.mu.Unlock()
+	for _, r := range ready {
+		r.finish(r.index, nil)
+	}
+}
+
+func (a *applier) failAll(err error) {
+	a.mu.Lock()
+	pending, reads := a.pending, a.reads
+	a.pending, a.reads = nil, nil
+	a.mu.Unlock()
+	for _, f := range pending {
+		f.finish(nil, err)
+	}
+	for _, r := range reads {
+		r.finish(0, err)
+	}
+}
+
+// Applied returns the index of the last entry applied to the state machine.
+func (n *Node) Applied() uint64 { return n.applier.applied.Load() }

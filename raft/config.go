@@ -1,0 +1,132 @@
+package raft
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Node. ID, Storage, Network and StateMachine are
+// required; every other field has a default suited to a production cluster
+// on one network.
+type Config struct {
+	// ID is this node's ID within the group; it must not be 0.
+	ID NodeID
+	// Group is the Raft group this node belongs to. Messages of other
+	// groups are refused.
+	Group GroupID
+
+	// Storage keeps the log, hard state and snapshots.
+	Storage Storage
+	// Network carries messages to the other nodes.
+	Network Network
+	// StateMachine is the replicated application.
+	StateMachine StateMachine
+
+	// HeartbeatInterval is how often a leader asserts itself, and the
+	// granularity of every timer. Default 100ms.
+	HeartbeatInterval time.Duration
+	// ElectionTimeout is the minimum time without hearing from a leader
+	// before a follower campaigns; each wait is drawn at random from
+	// [ElectionTimeout, 2*ElectionTimeout). It must be at least twice
+	// HeartbeatInterval. Default 1s.
+	ElectionTimeout time.Duration
+
+	// LeaseReads lets LeaseRead serve reads from a leader's lease without a
+	// quorum round. A lease is safe only if no node's clock runs slower
+	// than another's by more than MaxClockDrift (a fraction of elapsed
+	// time); see LeaseRead.
+	LeaseReads bool
+	// MaxClockDrift is the bound on relative clock rate error that leases
+	// assume. Default 0.1 (10%).
+	MaxClockDrift float64
+
+	// MaxEntryBytes is the largest command Propose accepts; larger ones
+	// fail with ErrProposalTooLarge. Default 1 MiB.
+	MaxEntryBytes int
+	// MaxAppendBytes caps the entries carried by one append message (one
+	// entry is always sent, however large). Default 1 MiB.
+	MaxAppendBytes int
+	// MaxInflightAppends and MaxInflightBytes bound the unacknowledged
+	// append messages per follower (the replication pipeline's window).
+	// Defaults 256 and 32 MiB.
+	MaxInflightAppends int
+	MaxInflightBytes   int
+	// EntryCacheBytes bounds the in-memory cache of recent entries from
+	// which replication and apply read, beyond entries not yet durable.
+	// Default 64 MiB.
+	EntryCacheBytes int
+	// MaxProposalBatch caps the commands appended as one batch (one write,
+	// one fsync). Default 4096.
+	MaxProposalBatch int
+
+	// MetricsInterval is how often metrics are published when nothing
+	// changes. Default 1s.
+	MetricsInterval time.Duration
+	// Logger receives structured logs. Nil means silent.
+	Logger *slog.Logger
+	// RandSeed seeds election timeouts. Zero picks a seed from the clock.
+	RandSeed uint64
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	out := *c
+	if out.ID == 0 {
+		return out, fmt.Errorf("%w: ID must not be 0", ErrBadConfig)
+	}
+	if out.Storage == nil || out.Network == nil || out.StateMachine == nil {
+		return out, fmt.Errorf("%w: Storage, Network and StateMachine are required", ErrBadConfig)
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if out.HeartbeatInterval <= 0 {
+		out.HeartbeatInterval = 100 * time.Millisecond
+	}
+	if out.ElectionTimeout <= 0 {
+		out.ElectionTimeout = 10 * out.HeartbeatInterval
+	}
+	if out.ElectionTimeout < 2*out.HeartbeatInterval {
+		return out, fmt.Errorf("%w: ElectionTimeout %v must be at least twice HeartbeatInterval %v", ErrBadConfig, out.ElectionTimeout, out.HeartbeatInterval)
+	}
+	if out.MaxClockDrift <= 0 {
+		out.MaxClockDrift = 0.1
+	}
+	if out.MaxClockDrift >= 0.5 {
+		return out, fmt.Errorf("%w: MaxClockDrift %v must be below 0.5", ErrBadConfig, out.MaxClockDrift)
+	}
+	def(&out.MaxEntryBytes, 1<<20)
+	def(&out.MaxAppendBytes, 1<<20)
+	def(&out.MaxInflightAppends, 256)
+	def(&out.MaxInflightBytes, 32<<20)
+	def(&out.EntryCacheBytes, 64<<20)
+	def(&out.MaxProposalBatch, 4096)
+	if out.MetricsInterval <= 0 {
+		out.MetricsInterval = time.Second
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	if out.RandSeed == 0 {
+		out.RandSeed = uint64(time.Now().UnixNano())
+	}
+	return out, nil
+}
+
+// ticks returns the election and lease timeouts in heartbeat ticks.
+func (c *Config) ticks() (election, lease int) {
+	election = int(c.ElectionTimeout / c.HeartbeatInterval)
+	if c.LeaseReads {
+		// The lease runs from when the acknowledged heartbeat was sent and
+		// must end before any follower's election timer could, even if
+		// the leader's clock is slow: shorten it by the drift bound and by
+		// one tick of timer granularity.
+		lease = int(float64(election)*(1-c.MaxClockDrift)) - 1
+		if lease < 1 {
+			lease = 0
+		}
+	}
+	return election, lease
+}

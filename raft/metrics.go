@@ -1,0 +1,139 @@
+package raft
+
+import (
+	"sync"
+	"time"
+)
+
+// PeerMetrics is the leader's view of one peer.
+type PeerMetrics struct {
+	ID NodeID
+	// Voter is false for a non-voter.
+	Voter bool
+	// Match is the highest index known replicated on the peer.
+	Match uint64
+	// Lag is how many entries the peer is behind the leader's last index.
+	Lag uint64
+	// LastContact is how long ago the leader last heard from the peer,
+	// to heartbeat granularity.
+	LastContact time.Duration
+	// State is "probe", "replicate" or "snapshot".
+	State string
+}
+
+// Metrics is a point-in-time view of a node.
+type Metrics struct {
+	ID         NodeID
+	Group      GroupID
+	Role       Role
+	Term       uint64
+	Leader     NodeID
+	LeaderAddr string
+	// CommitIndex, AppliedIndex and LastIndex are the highest committed,
+	// applied and appended indexes; FirstIndex is the first in the log.
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastIndex    uint64
+	FirstIndex   uint64
+	Membership   Membership
+	// Peers is filled on the leader only, ordered by ID.
+	Peers []PeerMetrics
+	// At is when the metrics were taken.
+	At time.Time
+}
+
+// metricsHub fans metrics out to subscribers without ever blocking the
+// node: each subscriber has a one-slot channel, and a slow one finds only
+// the newest metrics in it (updates coalesce).
+type metricsHub struct {
+	mu     sync.Mutex
+	subs   map[int]chan Metrics
+	next   int
+	last   Metrics
+	closed bool
+}
+
+func newMetricsHub() *metricsHub { return &metricsHub{subs: map[int]chan Metrics{}} }
+
+func (h *metricsHub) publish(m Metrics) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.last = m
+	for _, ch := range h.subs {
+		select {
+		case ch <- m:
+			continue
+		default:
+		}
+		select { // replace the stale value the reader has not taken
+		case <-ch:
+		default:
+		}
+		select {
+		case ch <- m:
+		default:
+		}
+	}
+}
+
+func (h *metricsHub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for id, ch := range h.subs {
+		close(ch)
+		delete(h.subs, id)
+	}
+}
+
+// Subscribe returns a channel of metrics, published every
+// Config.MetricsInterval and at once on every change of role, term, leader
+// or membership. The channel holds one value: a reader that falls behind
+// receives the newest metrics, never a backlog, and never slows the node.
+// The channel is closed when the node stops or cancel is called.
+func (n *Node) Subscribe() (<-chan Metrics, func()) {
+	h := n.metrics
+	ch := make(chan Metrics, 1)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		close(ch)
+		return ch, func() {}
+	}
+	id := h.next
+	h.next++
+	h.subs[id] = ch
+	ch <- h.last
+	return ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if c, ok := h.subs[id]; ok {
+			close(c)
+			delete(h.subs, id)
+		}
+	}
+}
+
+// Metrics returns the most recently published metrics.
+func (n *Node) Metrics() Metrics {
+	n.metrics.mu.Lock()
+	defer n.metrics.mu.Unlock()
+	return n.metrics.last
+}
+
+// publishMetrics runs on the main loop.
+func (n *Node) publishMetrics() {
+	s := n.eng.Status()
+	m := Metrics{
+		ID: n.cfg.ID, Group: n.cfg.Group, Role: s.Role, Term: s.Term, Leader: s.Leader,
+		LeaderAddr: n.lastView.leaderAddr, CommitIndex: s.Committed, AppliedIndex: n.applier.applied.Load(),
+		LastIndex: s.LastIndex, FirstIndex: s.FirstIndex, Membership: s.Membership, At: time.Now(),
+	}
+	for _, p := range s.Peers {
+		m.Peers = append(m.Peers, PeerMetrics{
+			ID: p.ID, Voter: p.Voter, Match: p.Match, Lag: s.LastIndex - min(p.Match, s.LastIndex),
+			LastContact: time.Duration(p.TicksSinceContact) * n.cfg.HeartbeatInterval, State: p.State,
+		})
+	}
+	n.metrics.publish(m)
+}

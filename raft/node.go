@@ -1,0 +1,507 @@
+// Package raft is raftkit's Raft consensus library: a replicated log driving
+// a user's state machine, over pluggable storage and network.
+//
+// A Node wraps a pure, deterministic engine (the protocol) with a thin
+// runtime that owns the goroutines, timers and I/O: a main loop that feeds
+// the engine batches of inputs, a persist goroutine that makes writes
+// durable before the messages that depend on them are sent, and an apply
+// goroutine that applies committed entries in index order and answers the
+// proposers.
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftkit/raftkit/raft/internal/engine"
+)
+
+// Role is a node's part in the protocol.
+type Role = engine.Role
+
+// Roles.
+const (
+	RoleFollower     = engine.Follower
+	RolePreCandidate = engine.PreCandidate
+	RoleCandidate    = engine.Candidate
+	RoleLeader       = engine.Leader
+	RoleNonVoter     = engine.NonVoter
+)
+
+// Node is one member of a Raft group. Its methods are safe for concurrent
+// use.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	eng   *engine.Engine // owned by the main loop
+	store Storage
+	net   Network
+
+	propc  chan *Future
+	recvc  chan []Message
+	readc  chan *readRequest
+	ctrlc  chan func()
+	persc  chan persisted
+	fetchc chan fetchResult
+
+	persister *persister
+	applier   *applier
+	metrics   *metricsHub
+
+	// view is what callers see without a round trip to the loop.
+	view atomic.Pointer[nodeView]
+
+	reads     map[uint64]*readRequest
+	readSeq   uint64
+	transfer  *transferWaiter
+	lastView  nodeView
+	lastPub   time.Time
+	stopping  chan struct{}
+	done      chan struct{}
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
+	failMu    sync.Mutex
+	failure   error
+	proposing []*Future
+	batch     []Entry
+}
+
+// nodeView is the loop's latest state, published for lock-free reads.
+type nodeView struct {
+	role       Role
+	term       uint64
+	leader     NodeID
+	leaderAddr string
+	membership Membership
+}
+
+// NewNode restores a node from cfg.Storage (restoring the state machine
+// from the latest snapshot and scanning the log) and starts it. A node
+// whose storage is empty has no configuration: call Initialize on it, or
+// let a leader add it to an existing cluster.
+func NewNode(ctx context.Context, cfg Config) (*Node, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      c,
+		log:      c.Logger.With("node", uint64(c.ID), "group", uint64(c.Group)),
+		store:    c.Storage,
+		net:      c.Network,
+		propc:    make(chan *Future, 4*c.MaxProposalBatch),
+		recvc:    make(chan []Message, 1024),
+		readc:    make(chan *readRequest, 1024),
+		ctrlc:    make(chan func(), 16),
+		persc:    make(chan persisted, 64),
+		fetchc:   make(chan fetchResult, 64),
+		reads:    map[uint64]*readRequest{},
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	st, applied, err := n.restore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	election, lease := c.ticks()
+	rng := rand.New(rand.NewPCG(c.RandSeed, uint64(c.ID)))
+	n.eng, err = engine.New(engine.Config{
+		ID: c.ID, Group: c.Group,
+		ElectionTicks: election, HeartbeatTicks: 1, LeaseTicks: lease,
+		MaxMsgBytes: c.MaxAppendBytes, MaxInflightMsgs: c.MaxInflightAppends,
+		MaxInflightBytes: c.MaxInflightBytes, CacheBytes: c.EntryCacheBytes,
+		Rand: rng.IntN,
+	}, st)
+	if err != nil {
+		return nil, fmt.Errorf("raft: restoring engine: %w", err)
+	}
+	n.metrics = newMetricsHub()
+	n.persister = newPersister(n)
+	n.applier = newApplier(n, applied)
+	n.updateView() // also hands the membership to the network
+	if err := n.net.Start(n); err != nil {
+		return nil, fmt.Errorf("raft: starting network: %w", err)
+	}
+	n.wg.Add(3)
+	go n.persister.run()
+	go n.applier.run()
+	go n.run()
+	n.log.Info("node started", "term", st.HardState.Term, "first", st.FirstIndex, "last", st.LastIndex, "commit", st.HardState.Commit)
+	return n, nil
+}
+
+// restore reads the storage: it restores the state machine from the latest
+// snapshot and scans the log for terms and configurations.
+func (n *Node) restore(ctx context.Context) (engine.InitialState, uint64, error) {
+	var st engine.InitialState
+	s, err := n.store.InitialState(ctx)
+	if err != nil {
+		return st, 0, fmt.Errorf("raft: reading initial state: %w", err)
+	}
+	st.HardState, st.Snapshot, st.FirstIndex, st.LastIndex = s.HardState, s.Snapshot, s.FirstIndex, s.LastIndex
+	applied := uint64(0)
+	if s.Snapshot.Index > 0 {
+		meta, rc, err := n.store.OpenSnapshot(ctx)
+		if err != nil {
+			return st, 0, fmt.Errorf("raft: opening snapshot: %w", err)
+		}
+		err = n.cfg.StateMachine.Restore(rc)
+		rc.Close()
+		if err != nil {
+			return st, 0, fmt.Errorf("raft: restoring snapshot %d: %w", meta.Index, err)
+		}
+		st.Snapshot = meta
+		applied = meta.Index
+	}
+	for lo := s.FirstIndex; lo <= s.LastIndex; {
+		ents, err := n.store.Entries(ctx, lo, s.LastIndex+1, 4<<20)
+		if err != nil {
+			return st, 0, fmt.Errorf("raft: scanning log at %d: %w", lo, err)
+		}
+		if len(ents) == 0 || ents[0].Index != lo {
+			return st, 0, fmt.Errorf("%w: storage returned no entry at %d", ErrCorrupt, lo)
+		}
+		if err := st.Observe(ents, n.cfg.EntryCacheBytes/4); err != nil {
+			return st, 0, wrapCorrupt(err)
+		}
+		lo = ents[len(ents)-1].Index + 1
+	}
+	return st, applied, nil
+}
+
+// Step hands messages received from the network to the node. See Handler.
+func (n *Node) Step(ctx context.Context, msgs []Message) error {
+	var bad error
+	k := 0
+	for _, m := range msgs {
+		if m.Group != n.cfg.Group || m.To != n.cfg.ID {
+			bad = fmt.Errorf("%w: %v from %d for group %d node %d", ErrWrongGroup, m.Type, m.From, m.Group, m.To)
+			continue
+		}
+		msgs[k] = m
+		k++
+	}
+	if k > 0 {
+		select {
+		case n.recvc <- msgs[:k]:
+		case <-n.stopping:
+			return ErrStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return bad
+}
+
+// run is the main loop: it feeds the engine batches of inputs and carries
+// out what each Ready asks.
+func (n *Node) run() {
+	defer n.wg.Done()
+	ticker := time.NewTicker(n.cfg.HeartbeatInterval)
+	defer ticker.Stop()
+	metricsTicker := time.NewTicker(n.cfg.MetricsInterval)
+	defer metricsTicker.Stop()
+	defer n.shutdown()
+	for {
+		select {
+		case <-n.stopping:
+			return
+		case <-ticker.C:
+			n.eng.Tick()
+		case <-metricsTicker.C:
+			n.publishMetrics()
+		case f := <-n.propc:
+			n.proposing = append(n.proposing, f)
+		case msgs := <-n.recvc:
+			n.stepMessages(msgs)
+		case p := <-n.persc:
+			n.eng.Persisted(p.index, p.term)
+		case f := <-n.fetchc:
+			n.eng.Fetched(f.peer, f.lo, f.ents)
+		case r := <-n.readc:
+			n.startRead(r)
+		case fn := <-n.ctrlc:
+			fn()
+		}
+		n.drain()
+		n.flushProposals()
+		n.handleReady(n.eng.Ready())
+	}
+}
+
+// drain takes whatever else is waiting, without blocking, so that one Ready
+// covers as much work as possible (this is where batching comes from).
+func (n *Node) drain() {
+	for budget := 4 * n.cfg.MaxProposalBatch; budget > 0; budget-- {
+		select {
+		case f := <-n.propc:
+			n.proposing = append(n.proposing, f)
+			if len(n.proposing) >= n.cfg.MaxProposalBatch {
+				n.flushProposals()
+			}
+		case msgs := <-n.recvc:
+			n.stepMessages(msgs)
+		case p := <-n.persc:
+			n.eng.Persisted(p.index, p.term)
+		case f := <-n.fetchc:
+			n.eng.Fetched(f.peer, f.lo, f.ents)
+		case r := <-n.readc:
+			n.startRead(r)
+		default:
+			return
+		}
+	}
+}
+
+func (n *Node) stepMessages(msgs []Message) {
+	for _, m := range msgs {
+		if err := n.eng.Step(m); err != nil {
+			n.log.Warn("dropping message", "type", m.Type.String(), "from", uint64(m.From), "err", err)
+		}
+	}
+}
+
+// handleReady carries out a Ready: messages that depend on nothing go out
+// now; writes and the messages that depend on them go to the persister;
+// committed entries go to the applier.
+func (n *Node) handleReady(rd engine.Ready) {
+	if len(rd.Messages) > 0 {
+		n.net.Send(rd.Messages)
+	}
+	if rd.HardState != nil || len(rd.Entries) > 0 || len(rd.AfterPersist) > 0 {
+		n.persister.enqueue(persistJob{hs: rd.HardState, ents: rd.Entries, msgs: rd.AfterPersist})
+	}
+	if rd.Apply.Hi > 0 {
+		n.applier.enqueue(applyTask{batch: rd.Apply})
+	}
+	for _, f := range rd.Fetches {
+		n.fetch(f)
+	}
+	for _, rs := range rd.ReadStates {
+		if r := n.reads[rs.Ctx]; r != nil {
+			delete(n.reads, rs.Ctx)
+			r.index = rs.Index
+			n.applier.waitRead(r)
+		}
+	}
+	for _, ctx := range rd.FailedReads {
+		if r := n.reads[ctx]; r != nil {
+			delete(n.reads, ctx)
+			r.finish(0, ErrLeadershipLost)
+		}
+	}
+	if rd.TransferAborted && n.transfer != nil {
+		n.transfer.finish(ErrTransferFailed)
+		n.transfer = nil
+	}
+	n.updateView()
+}
+
+// fetch reads entries a lagging follower needs from storage, off the loop.
+func (n *Node) fetch(f engine.Fetch) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.ElectionTimeout)
+		defer cancel()
+		ents, err := n.store.Entries(ctx, f.Lo, f.Hi, f.MaxBytes)
+		if err != nil {
+			n.log.Warn("reading entries for a follower", "peer", uint64(f.Peer), "lo", f.Lo, "err", err)
+			ents = nil
+		}
+		select {
+		case n.fetchc <- fetchResult{peer: f.Peer, lo: f.Lo, ents: ents}:
+		case <-n.stopping:
+		}
+	}()
+}
+
+type fetchResult struct {
+	peer NodeID
+	lo   uint64
+	ents []Entry
+}
+
+// updateView publishes role, term, leader and membership, and pushes
+// metrics at once when any of them changed.
+func (n *Node) updateView() {
+	e := n.eng
+	v := nodeView{role: e.Role(), term: e.Term(), leader: e.Leader(), membership: n.lastView.membership}
+	changed := v.role != n.lastView.role || v.term != n.lastView.term || v.leader != n.lastView.leader
+	if n.view.Load() == nil || n.membershipChanged() {
+		v.membership = e.Membership().Clone()
+		n.net.SetPeers(v.membership.Members())
+		changed = true
+	}
+	if m, ok := v.membership.Lookup(v.leader); ok {
+		v.leaderAddr = m.Addr
+	}
+	if !changed {
+		return
+	}
+	if v.role != n.lastView.role || v.leader != n.lastView.leader {
+		n.log.Info("state changed", "role", v.role.String(), "term", v.term, "leader", uint64(v.leader))
+	}
+	if n.transfer != nil && v.role != RoleLeader && v.leader != 0 && v.leader != n.cfg.ID {
+		n.transfer.finish(nil)
+		n.transfer = nil
+	}
+	n.lastView = v
+	n.view.Store(&v)
+	n.publishMetrics()
+}
+
+func (n *Node) membershipChanged() bool {
+	m := n.eng.Membership()
+	return !m.Equal(&n.lastView.membership)
+}
+
+// Stop stops the node: it fails pending calls with ErrStopped and returns
+// once every goroutine has exited, or when ctx ends. Writes already handed
+// to storage complete first. Stop does not close the Storage or the
+// Network; their owner does.
+func (n *Node) Stop(ctx context.Context) error {
+	n.stopOnce.Do(func() { close(n.stopping) })
+	finished := make(chan struct{})
+	go func() {
+		n.wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("raft: stopping node %d: %w", n.cfg.ID, ctx.Err())
+	}
+}
+
+// fail stops the node because it cannot go on safely (the state machine
+// returned an error, storage gave up).
+func (n *Node) fail(err error) {
+	n.failMu.Lock()
+	if n.failure == nil {
+		n.failure = err
+		n.log.Error("node failed", "err", err)
+	}
+	n.failMu.Unlock()
+	n.stopOnce.Do(func() { close(n.stopping) })
+}
+
+// Err returns the error that stopped the node, if it stopped by failure.
+func (n *Node) Err() error {
+	n.failMu.Lock()
+	defer n.failMu.Unlock()
+	return n.failure
+}
+
+// Done is closed when the node has stopped, by Stop or by failure.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// shutdown runs when the main loop exits: it fails everything waiting on
+// the loop.
+func (n *Node) shutdown() {
+	for _, f := range n.proposing {
+		f.finish(nil, ErrStopped)
+	}
+	n.proposing = nil
+	for {
+		select {
+		case f := <-n.propc:
+			f.finish(nil, ErrStopped)
+			continue
+		case r := <-n.readc:
+			r.finish(0, ErrStopped)
+			continue
+		default:
+		}
+		break
+	}
+	for id, r := range n.reads {
+		r.finish(0, ErrStopped)
+		delete(n.reads, id)
+	}
+	if n.transfer != nil {
+		n.transfer.finish(ErrStopped)
+	}
+	n.metrics.close()
+	go func() {
+		n.wg.Wait()
+		close(n.done)
+	}()
+}
+
+// control runs fn on the main loop and waits for it.
+func (n *Node) control(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case n.ctrlc <- func() { fn(); close(done) }:
+	case <-n.stopping:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.stopping:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Initialize forms a new cluster of members on a brand-new node. Call it on
+// every initial node with the same members (in the same order); on a node
+// that already holds this configuration it does nothing, so it is safe to
+// call on every start. It returns once the configuration is durable.
+func (n *Node) Initialize(ctx context.Context, members []Member) error {
+	var err error
+	var durable chan error
+	if cerr := n.control(ctx, func() {
+		err = n.eng.Bootstrap(Membership{Voters: members})
+		if err == nil {
+			durable = make(chan error, 1)
+			n.persister.enqueue(persistJob{notify: durable})
+		}
+	}); cerr != nil {
+		return cerr
+	}
+	if errors.Is(err, engine.ErrInitialized) {
+		return fmt.Errorf("%w: node %d already belongs to another cluster", ErrBadConfig, n.cfg.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
+	select {
+	case err := <-durable:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopping:
+		return ErrStopped
+	}
+}
+
+// ID returns this node's ID.
+func (n *Node) ID() NodeID { return n.cfg.ID }
+
+// Leader returns the leader this node knows of (0 if none) and its address.
+func (n *Node) Leader() (NodeID, string) {
+	v := n.view.Load()
+	return v.leader, v.leaderAddr
+}
+
+// Role returns the node's current role.
+func (n *Node) Role() Role { return n.view.Load().role }
+
+// notLeader returns the error for a call only a leader serves.
+func (n *Node) notLeader() error {
+	v := n.view.Load()
+	return &NotLeaderError{LeaderID: v.leader, LeaderAddr: v.leaderAddr}
+}

@@ -1,0 +1,155 @@
+package raft
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// persistJob is one Ready's writes and the messages that may only be sent
+// once they are durable. notify, if set, receives the outcome.
+type persistJob struct {
+	hs     *HardState
+	ents   []Entry
+	msgs   []Message
+	notify chan error
+}
+
+// persisted tells the loop that entries up to index (of term term) are
+// durable.
+type persisted struct {
+	index, term uint64
+}
+
+// persister makes writes durable on its own goroutine. Every job queued
+// while a write is in progress is merged into the next write: one Save and
+// one fsync for many batches (group commit). Jobs complete in order, and a
+// job's messages are sent only after its write and every earlier one.
+type persister struct {
+	n      *Node
+	mu     sync.Mutex
+	queue  []persistJob
+	signal chan struct{}
+	buf    []Entry
+}
+
+func newPersister(n *Node) *persister {
+	return &persister{n: n, signal: make(chan struct{}, 1)}
+}
+
+func (p *persister) enqueue(j persistJob) {
+	p.mu.Lock()
+	p.queue = append(p.queue, j)
+	p.mu.Unlock()
+	select {
+	case p.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (p *persister) run() {
+	defer p.n.wg.Done()
+	var jobs []persistJob
+	for {
+		select {
+		case <-p.signal:
+		case <-p.n.stopping:
+			// Finish what is queued: it may hold votes and appends whose
+			// effects other nodes already count on being attempted.
+			p.mu.Lock()
+			jobs, p.queue = p.queue, nil
+			p.mu.Unlock()
+			if len(jobs) > 0 {
+				p.write(jobs, true)
+			}
+			return
+		}
+		p.mu.Lock()
+		jobs, p.queue = p.queue, jobs[:0]
+		p.mu.Unlock()
+		if len(jobs) > 0 {
+			p.write(jobs, false)
+		}
+		clear(jobs)
+	}
+}
+
+// write merges jobs into one Save, retrying a failed write until it
+// succeeds or the node stops: nothing that depends on it has been sent, so
+// waiting out an outage (a database restart) loses nothing.
+func (p *persister) write(jobs []persistJob, final bool) {
+	var hs *HardState
+	var ents []Entry
+	var msgs []Message
+	for _, j := range jobs {
+		if j.hs != nil {
+			hs = j.hs
+		}
+		ents = p.merge(ents, j.ents)
+		msgs = append(msgs, j.msgs...)
+	}
+	var err error
+	if hs != nil || len(ents) > 0 {
+		backoff := 10 * time.Millisecond
+		for attempt := 0; ; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*p.n.cfg.ElectionTimeout)
+			err = p.n.store.Save(ctx, hs, ents)
+			cancel()
+			if err == nil {
+				break
+			}
+			p.n.log.Error("storage write failed; retrying", "attempt", attempt, "entries", len(ents), "err", err)
+			if final {
+				break
+			}
+			select {
+			case <-time.After(backoff):
+			case <-p.n.stopping:
+				final = true
+			}
+			backoff = min(2*backoff, time.Second)
+		}
+	}
+	for _, j := range jobs {
+		if j.notify != nil {
+			j.notify <- err
+		}
+	}
+	if err != nil {
+		return
+	}
+	if len(msgs) > 0 && !final {
+		p.n.net.Send(msgs)
+	}
+	if len(ents) > 0 {
+		last := ents[len(ents)-1]
+		clear(p.buf) // drop references to entry data
+		p.buf = p.buf[:0]
+		select {
+		case p.n.persc <- persisted{index: last.Index, term: last.Term}:
+		case <-p.n.stopping:
+		}
+	}
+}
+
+// merge appends next to the write being built in p.buf, replacing its
+// suffix from next's first index (a later batch may overwrite entries of an
+// earlier one). It copies into p.buf, which it reuses from write to write
+// (Storage.Save does not retain its slice), and never writes into the
+// engine's arrays.
+func (p *persister) merge(acc, next []Entry) []Entry {
+	if len(next) == 0 {
+		return acc
+	}
+	k := 0
+	if len(acc) > 0 && next[0].Index > acc[0].Index {
+		k = min(int(next[0].Index-acc[0].Index), len(acc))
+	}
+	if len(acc) > 0 && k == 0 || len(acc) == 0 {
+		p.buf = append(p.buf[:0], next...)
+		return p.buf
+	}
+	// acc is p.buf here: the first batch was copied in on the way.
+	p.buf = append(acc[:k], next...)
+	return p.buf
+}

@@ -1,0 +1,171 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/raftkit/raftkit/raft/internal/engine"
+)
+
+// Future is the pending outcome of a proposal made with ProposeAsync.
+type Future struct {
+	data  []byte
+	index uint64
+	term  uint64
+	// assigned is closed once index and term are set (or the proposal
+	// failed); nil for synchronous proposals, which do not wait for it.
+	assigned chan struct{}
+	done     chan struct{}
+	state    atomic.Uint32
+	result   any
+	err      error
+}
+
+// Index returns the log index assigned to the proposal (0 if it failed
+// before being appended).
+func (f *Future) Index() uint64 { return f.index }
+
+// Term returns the term in which the proposal was appended.
+func (f *Future) Term() uint64 { return f.term }
+
+// Done is closed once the outcome is known.
+func (f *Future) Done() <-chan struct{} { return f.done }
+
+// Result returns the state machine's result for the command once Done is
+// closed; before that it returns an error saying the outcome is pending.
+// Call Wait to block.
+func (f *Future) Result() (any, error) {
+	select {
+	case <-f.done:
+		return f.result, f.err
+	default:
+		return nil, errors.New("raft: proposal still pending")
+	}
+}
+
+// Wait blocks until the outcome is known or ctx ends. When ctx ends first,
+// the command may still be applied later: its outcome is unknown.
+func (f *Future) Wait(ctx context.Context) (any, error) {
+	select {
+	case <-f.done:
+		return f.result, f.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("raft: waiting for proposal: %w", ctx.Err())
+	}
+}
+
+// finish sets the outcome once; later calls are ignored.
+func (f *Future) finish(result any, err error) {
+	if !f.state.CompareAndSwap(0, 1) {
+		return
+	}
+	f.result, f.err = result, err
+	if f.assigned != nil {
+		select {
+		case <-f.assigned:
+		default:
+			close(f.assigned)
+		}
+	}
+	close(f.done)
+}
+
+// Propose replicates cmd, waits until it is applied on this node, and
+// returns the state machine's result. Only the leader accepts proposals:
+// elsewhere it returns a *NotLeaderError. If ctx ends first the outcome is
+// unknown: the command may or may not be applied.
+func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
+	f, err := n.submit(ctx, cmd, false)
+	if err != nil {
+		return nil, err
+	}
+	return f.Wait(ctx)
+}
+
+// ProposeAsync appends cmd to the leader's log and returns as soon as it
+// has an index and term, without waiting for commit. The Future delivers
+// the result. Errors known at once (not the leader, too large, stopped)
+// are returned directly.
+func (n *Node) ProposeAsync(ctx context.Context, cmd []byte) (*Future, error) {
+	f, err := n.submit(ctx, cmd, true)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-f.assigned:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("raft: waiting for proposal index: %w", ctx.Err())
+	}
+	if f.index == 0 {
+		<-f.done
+		return nil, f.err
+	}
+	return f, nil
+}
+
+func (n *Node) submit(ctx context.Context, cmd []byte, async bool) (*Future, error) {
+	if len(cmd) > n.cfg.MaxEntryBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(cmd), n.cfg.MaxEntryBytes)
+	}
+	if n.view.Load().role != RoleLeader {
+		return nil, n.notLeader()
+	}
+	f := &Future{data: cmd, done: make(chan struct{})}
+	if async {
+		f.assigned = make(chan struct{})
+	}
+	select {
+	case n.propc <- f:
+		return f, nil
+	case <-n.stopping:
+		return nil, ErrStopped
+	case <-ctx.Done():
+		return nil, fmt.Errorf("raft: submitting proposal: %w", ctx.Err())
+	}
+}
+
+// flushProposals appends the proposals gathered this round as one batch.
+func (n *Node) flushProposals() {
+	fs := n.proposing
+	if len(fs) == 0 {
+		return
+	}
+	n.proposing = n.proposing[:0]
+	// The engine copies the batch into its log, so the buffer is reused.
+	batch := n.batch[:0]
+	for _, f := range fs {
+		batch = append(batch, Entry{Type: EntryNormal, Data: f.data})
+	}
+	first, err := n.eng.Propose(batch)
+	clear(batch)
+	n.batch = batch[:0]
+	if err != nil {
+		err = n.proposeError(err)
+		for _, f := range fs {
+			f.finish(nil, err)
+		}
+		clear(fs)
+		return
+	}
+	term := n.eng.Term()
+	for i, f := range fs {
+		f.index, f.term, f.data = first+uint64(i), term, nil
+		if f.assigned != nil {
+			close(f.assigned)
+		}
+	}
+	n.applier.register(append([]*Future(nil), fs...))
+	clear(fs)
+}
+
+func (n *Node) proposeError(err error) error {
+	switch {
+	case errors.Is(err, engine.ErrNotLeader):
+		return &NotLeaderError{LeaderID: n.eng.Leader(), LeaderAddr: n.lastView.leaderAddr}
+	case errors.Is(err, engine.ErrTransferring):
+		return ErrTransferInProgress
+	}
+	return err
+}

@@ -1,0 +1,334 @@
+package rafttest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftkit/raftkit/adapters/storage/memory"
+	"github.com/raftkit/raftkit/raft"
+)
+
+// ClusterOptions configures NewCluster. Zero values pick test defaults.
+type ClusterOptions struct {
+	// Seed seeds the network's fault injection and the nodes' timers.
+	Seed int64
+	// HeartbeatInterval defaults to 10ms and ElectionTimeout to 100ms.
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+	// Configure, if set, adjusts each node's Config before it starts.
+	Configure func(*raft.Config)
+}
+
+// Cluster runs Raft nodes in one process over an in-memory Network, each
+// with memory storage and a Recorder state machine. It can crash and
+// restart nodes (keeping their storage) and check that every node agrees.
+type Cluster struct {
+	t    testing.TB
+	Net  *Network
+	opts ClusterOptions
+	ids  []raft.NodeID
+
+	mu    sync.Mutex
+	nodes map[raft.NodeID]*clusterMember
+}
+
+type clusterMember struct {
+	node  *raft.Node // nil while crashed
+	store *memory.Storage
+	sm    *Recorder
+}
+
+// NewCluster starts n voters with IDs 1..n, initializes them as one
+// cluster, and stops them when the test ends.
+func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
+	t.Helper()
+	if opts.HeartbeatInterval == 0 {
+		opts.HeartbeatInterval = 10 * time.Millisecond
+	}
+	if opts.ElectionTimeout == 0 {
+		opts.ElectionTimeout = 10 * opts.HeartbeatInterval
+	}
+	if opts.Seed == 0 {
+		opts.Seed = 1
+	}
+	c := &Cluster{t: t, Net: NewNetwork(WithSeed(opts.Seed)), opts: opts, nodes: map[raft.NodeID]*clusterMember{}}
+	var members []raft.Member
+	for i := 1; i <= n; i++ {
+		id := raft.NodeID(i)
+		c.ids = append(c.ids, id)
+		members = append(members, raft.Member{ID: id, Addr: fmt.Sprintf("node-%d", i)})
+		c.nodes[id] = &clusterMember{store: memory.New()}
+	}
+	t.Cleanup(c.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range c.ids {
+		c.start(id)
+		if err := c.Node(id).Initialize(ctx, members); err != nil {
+			t.Fatalf("initialize node %d: %v", id, err)
+		}
+	}
+	return c
+}
+
+func (c *Cluster) start(id raft.NodeID) {
+	c.t.Helper()
+	m := c.nodes[id]
+	m.sm = NewRecorder()
+	cfg := raft.Config{
+		ID: id, Storage: m.store, Network: c.Net.Endpoint(id), StateMachine: m.sm,
+		HeartbeatInterval: c.opts.HeartbeatInterval, ElectionTimeout: c.opts.ElectionTimeout,
+		RandSeed: uint64(c.opts.Seed)*1000 + uint64(id),
+	}
+	if c.opts.Configure != nil {
+		c.opts.Configure(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	node, err := raft.NewNode(ctx, cfg)
+	if err != nil {
+		c.t.Fatalf("start node %d: %v", id, err)
+	}
+	c.mu.Lock()
+	m.node = node
+	c.mu.Unlock()
+}
+
+// IDs returns the nodes' IDs.
+func (c *Cluster) IDs() []raft.NodeID { return slices.Clone(c.ids) }
+
+// Node returns node id, or nil while it is crashed.
+func (c *Cluster) Node(id raft.NodeID) *raft.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id].node
+}
+
+// StateMachine returns node id's current state machine.
+func (c *Cluster) StateMachine(id raft.NodeID) *Recorder {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id].sm
+}
+
+// Storage returns node id's storage.
+func (c *Cluster) Storage(id raft.NodeID) *memory.Storage { return c.nodes[id].store }
+
+// Crash stops node id abruptly, as a process crash: its storage keeps what
+// was durable, its state machine is lost.
+func (c *Cluster) Crash(id raft.NodeID) {
+	c.t.Helper()
+	c.mu.Lock()
+	m := c.nodes[id]
+	node := m.node
+	m.node = nil
+	c.mu.Unlock()
+	if node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := node.Stop(ctx); err != nil {
+		c.t.Fatalf("crash node %d: %v", id, err)
+	}
+	_ = c.Net.Endpoint(id).Close()
+	_ = m.store.Close()
+	m.store = m.store.Reopen()
+}
+
+// Restart starts a crashed node again on its storage, with a fresh state
+// machine that replays the log.
+func (c *Cluster) Restart(id raft.NodeID) {
+	c.t.Helper()
+	c.start(id)
+}
+
+// Live returns the IDs of the nodes not crashed.
+func (c *Cluster) Live() []raft.NodeID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []raft.NodeID
+	for _, id := range c.ids {
+		if c.nodes[id].node != nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Leader returns the live node that leads with the highest term, or 0.
+func (c *Cluster) Leader() raft.NodeID {
+	var best raft.NodeID
+	var term uint64
+	for _, id := range c.Live() {
+		n := c.Node(id)
+		if n == nil {
+			continue
+		}
+		if m := n.Metrics(); n.Role() == raft.RoleLeader && m.Term >= term {
+			best, term = id, m.Term
+		}
+	}
+	return best
+}
+
+// WaitLeader waits up to timeout for a leader among the nodes in among (all
+// live nodes if empty) and returns it.
+func (c *Cluster) WaitLeader(timeout time.Duration, among ...raft.NodeID) raft.NodeID {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ids := among
+		if len(ids) == 0 {
+			ids = c.Live()
+		}
+		for _, id := range ids {
+			if n := c.Node(id); n != nil && n.Role() == raft.RoleLeader {
+				return id
+			}
+		}
+		time.Sleep(c.opts.HeartbeatInterval / 2)
+	}
+	c.t.Fatalf("no leader among %v within %v", among, timeout)
+	return 0
+}
+
+// WaitApplied waits until every live node has applied index.
+func (c *Cluster) WaitApplied(index uint64, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		behind := raft.NodeID(0)
+		for _, id := range c.Live() {
+			if n := c.Node(id); n != nil && n.Applied() < index {
+				behind = id
+				break
+			}
+		}
+		if behind == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("node %d applied %d, want %d, after %v", behind, c.Node(behind).Applied(), index, timeout)
+		}
+		time.Sleep(c.opts.HeartbeatInterval / 2)
+	}
+}
+
+// WaitConverged waits until every live node holds the same log, has
+// committed and applied all of it, then checks consistency.
+func (c *Cluster) WaitConverged(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := c.converged()
+		if err == nil {
+			c.CheckConsistency()
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("cluster did not converge within %v: %v", timeout, err)
+		}
+		time.Sleep(c.opts.HeartbeatInterval)
+	}
+}
+
+func (c *Cluster) converged() error {
+	var ref []raft.Entry
+	var refID raft.NodeID
+	for _, id := range c.Live() {
+		n := c.Node(id)
+		if n == nil {
+			continue
+		}
+		log := c.Storage(id).AllEntries()
+		if len(log) == 0 {
+			return fmt.Errorf("node %d has an empty log", id)
+		}
+		last := log[len(log)-1].Index
+		m := n.Metrics()
+		if n.Applied() != last || m.CommitIndex < last {
+			return fmt.Errorf("node %d: last %d commit %d applied %d", id, last, m.CommitIndex, n.Applied())
+		}
+		if ref == nil {
+			ref, refID = log, id
+			continue
+		}
+		if len(log) != len(ref) || log[len(log)-1].Index != ref[len(ref)-1].Index {
+			return fmt.Errorf("node %d log ends at %d, node %d at %d", id, last, refID, ref[len(ref)-1].Index)
+		}
+	}
+	return nil
+}
+
+// CheckConsistency fails the test unless every node's committed log
+// agrees with every other's, and every live node's state machine applied
+// exactly the committed commands up to its applied index, once each, in
+// index order.
+func (c *Cluster) CheckConsistency() {
+	c.t.Helper()
+	committed := map[uint64]raft.Entry{}
+	for _, id := range c.ids {
+		log := c.Storage(id).AllEntries()
+		commit := c.Storage(id).HardState().Commit
+		if n := c.Node(id); n != nil {
+			commit = max(commit, n.Applied())
+		}
+		for _, e := range log {
+			if e.Index > commit {
+				break
+			}
+			if o, ok := committed[e.Index]; ok && (o.Term != e.Term || string(o.Data) != string(e.Data)) {
+				c.t.Fatalf("committed entry %d differs: node %d has term %d %q, another has term %d %q",
+					e.Index, id, e.Term, e.Data, o.Term, o.Data)
+			}
+			committed[e.Index] = e
+		}
+	}
+	for _, id := range c.Live() {
+		n := c.Node(id)
+		sm := c.StateMachine(id)
+		if n == nil || sm == nil {
+			continue
+		}
+		if v := sm.Violations(); len(v) > 0 {
+			c.t.Fatalf("node %d state machine: %v", id, v)
+		}
+		applied := sm.Applied()
+		log := c.Storage(id).AllEntries()
+		var want []raft.Entry
+		for _, e := range log {
+			if e.Index <= n.Applied() && e.Type == raft.EntryNormal {
+				want = append(want, e)
+			}
+		}
+		// The state machine may have applied a prefix the log no longer
+		// holds only after a snapshot; without one it must match exactly.
+		if len(applied) != len(want) {
+			c.t.Fatalf("node %d applied %d commands, log holds %d up to applied index %d", id, len(applied), len(want), n.Applied())
+		}
+		for i := range want {
+			if applied[i].Index != want[i].Index || string(applied[i].Data) != string(want[i].Data) {
+				c.t.Fatalf("node %d applied %d:%q at position %d, log has %d:%q", id, applied[i].Index, applied[i].Data, i, want[i].Index, want[i].Data)
+			}
+		}
+	}
+}
+
+// Stop stops every node and the network.
+func (c *Cluster) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range c.Live() {
+		if n := c.Node(id); n != nil {
+			if err := n.Stop(ctx); err != nil {
+				c.t.Errorf("stop node %d: %v", id, err)
+			}
+		}
+	}
+	c.Net.Close()
+}
