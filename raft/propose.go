@@ -48,6 +48,10 @@ func (f *Future) Result() (any, error) {
 // Wait blocks until the outcome is known or ctx ends. When ctx ends first,
 // the command may still be applied later: its outcome is unknown.
 func (f *Future) Wait(ctx context.Context) (any, error) {
+	if ctx.Done() == nil {
+		<-f.done
+		return f.result, f.err
+	}
 	select {
 	case <-f.done:
 		return f.result, f.err
@@ -115,6 +119,11 @@ func (n *Node) submit(ctx context.Context, cmd []byte, async bool) (*Future, err
 	f := &Future{data: cmd, done: make(chan struct{})}
 	if async {
 		f.assigned = make(chan struct{})
+	}
+	select { // fast path: a single-channel send, no full select
+	case n.propc <- f:
+		return f, nil
+	default:
 	}
 	select {
 	case n.propc <- f:

@@ -45,7 +45,7 @@ type data struct {
 	// first-1 <= snap.Index, so Term can always answer for first-1 when
 	// anything was compacted.
 	first uint64
-	ents  []raft.Entry
+	ents  chunkLog
 }
 
 // Compile-time check that *Storage implements raft.Storage.
@@ -93,7 +93,7 @@ func (s *Storage) check(ctx context.Context, op string) error {
 // lastIndex returns the index of the last entry, or first-1 for an empty
 // log. The caller holds d.mu.
 func (d *data) lastIndex() uint64 {
-	return d.first + uint64(len(d.ents)) - 1
+	return d.first + uint64(d.ents.len()) - 1
 }
 
 // InitialState returns the hard state, the latest snapshot's metadata and the
@@ -154,28 +154,11 @@ func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.E
 	return nil
 }
 
-// minCap is the smallest capacity put allocates for the log.
-const minCap = 64
-
-// put stores entries at position at of d.ents, dropping everything after
-// them. The caller holds d.mu for writing and has checked at <= len(d.ents).
+// put stores entries at position at of the log, dropping everything after
+// them. The caller holds d.mu for writing and has checked at <= d.ents.len().
 func (d *data) put(at int, entries []raft.Entry) {
-	oldLen, n := len(d.ents), at+len(entries)
-	if n > cap(d.ents) {
-		// Grow by doubling rather than append's 1.25x for large slices:
-		// appends dominate, so copying less often is worth the slack.
-		grown := make([]raft.Entry, n, max(n, 2*cap(d.ents), minCap))
-		copy(grown, d.ents[:at])
-		d.ents = grown
-	} else {
-		d.ents = d.ents[:n]
-		if n < oldLen {
-			// Drop the references held by the truncated tail of the
-			// backing array so that their Data can be collected.
-			clear(d.ents[n:oldLen])
-		}
-	}
-	copy(d.ents[at:], entries)
+	d.ents.truncate(at)
+	d.ents.append(entries)
 }
 
 // validateBatch checks that entries are contiguous and ascending and that
@@ -221,23 +204,21 @@ func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]r
 		return nil, fmt.Errorf("memory: entries [%d, %d): %w (last index is %d)",
 			lo, hi, raft.ErrUnavailable, last)
 	}
-	src := d.ents[lo-d.first : hi-d.first]
+	a, b := int(lo-d.first), int(hi-d.first)
 	if maxBytes > 0 {
 		size := 0
-		for i := range src {
-			size += src[i].Size()
-			if size > maxBytes && i > 0 {
-				src = src[:i]
+		for i := a; i < b; i++ {
+			size += d.ents.at(i).Size()
+			if size > maxBytes && i > a {
+				b = i
 				break
 			}
 		}
 	}
-	if len(src) == 0 {
+	if a == b {
 		return nil, nil
 	}
-	out := make([]raft.Entry, len(src))
-	copy(out, src)
-	return out, nil
+	return d.ents.copyOut(make([]raft.Entry, 0, b-a), a, b), nil
 }
 
 // Term returns the term of the entry at index. It answers for the latest
@@ -256,7 +237,7 @@ func (s *Storage) Term(ctx context.Context, index uint64) (uint64, error) {
 	last := d.lastIndex()
 	switch {
 	case index >= d.first && index <= last:
-		return d.ents[index-d.first].Term, nil
+		return d.ents.at(int(index - d.first)).Term, nil
 	case index == d.snap.Index:
 		return d.snap.Term, nil
 	case index == 0 && d.first == 1:
@@ -287,15 +268,7 @@ func (s *Storage) Compact(ctx context.Context, upTo uint64) error {
 	if upTo < d.first {
 		return nil
 	}
-	if upTo >= d.lastIndex() {
-		d.ents = nil
-	} else {
-		// Copy the survivors so the old backing array, and the Data it
-		// references, can be collected.
-		rest := d.ents[upTo+1-d.first:]
-		d.ents = make([]raft.Entry, len(rest), max(2*len(rest), minCap))
-		copy(d.ents, rest)
-	}
+	d.ents.dropFront(int(upTo + 1 - d.first))
 	d.first = upTo + 1
 	return nil
 }
@@ -317,10 +290,10 @@ func (s *Storage) AllEntries() []raft.Entry {
 	d := s.d
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if len(d.ents) == 0 {
+	if d.ents.len() == 0 {
 		return nil
 	}
-	return append([]raft.Entry(nil), d.ents...)
+	return d.ents.copyOut(make([]raft.Entry, 0, d.ents.len()), 0, d.ents.len())
 }
 
 // cloneMeta returns a copy of m that shares no memory with it.

@@ -97,7 +97,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 			ErrStaleSnapshot, meta.Index, d.snap.Index)
 	}
 	if !d.holds(meta.Index, meta.Term) {
-		d.ents = nil
+		d.ents.truncate(0)
 		d.first = meta.Index + 1
 	}
 	d.snap = meta
@@ -120,7 +120,7 @@ func (w *snapshotWriter) Abort() error {
 // holds d.mu.
 func (d *data) holds(index, term uint64) bool {
 	if index >= d.first && index <= d.lastIndex() {
-		return d.ents[index-d.first].Term == term
+		return d.ents.at(int(index-d.first)).Term == term
 	}
 	return index == d.snap.Index && index == d.first-1 && term == d.snap.Term
 }

@@ -510,10 +510,8 @@ func (e *Engine) Ready() Ready {
 	if e.log.committed > e.log.applying {
 		lo, hi := e.log.applying+1, e.log.committed
 		rd.Apply = ApplyBatch{Lo: lo, Hi: hi}
-		if lo >= e.log.cacheFirst {
-			rd.Apply.Entries, _ = e.log.cached(lo, hi+1, 0)
-		} else if hi >= e.log.cacheFirst {
-			rd.Apply.Entries, _ = e.log.cached(e.log.cacheFirst, hi+1, 0)
+		if from := max(lo, e.log.cacheFirst); from <= hi {
+			rd.Apply.Entries = e.log.slice(from, hi+1)
 		}
 		e.log.applying = hi
 		e.log.evict()

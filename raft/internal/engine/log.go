@@ -29,11 +29,27 @@ type raftLog struct {
 	persisted uint64 // highest index known durable locally
 	handedOff uint64 // highest index handed to the persist path
 
-	cache      []Entry // entries [cacheFirst, last]
+	blocks     []block // cached entries [cacheFirst, last], in order
 	cacheFirst uint64
 	cacheBytes int
 	cacheLimit int
 }
+
+// blockEntries is how many entries a cache block holds. Appending fills
+// the newest block in place; a full block is followed by a new one, so no
+// append ever copies what is already cached.
+const blockEntries = 1024
+
+// block is a run of consecutive cached entries starting at index start.
+// Slices handed out of a block have their capacity cut to their length, so
+// filling the block's spare capacity never touches them; a block cut by a
+// truncation gets its capacity cut too and is never written again.
+type block struct {
+	start uint64
+	ents  []Entry
+}
+
+func (b *block) end() uint64 { return b.start + uint64(len(b.ents)) } // one past the last
 
 func newLog(cacheLimit int) *raftLog {
 	return &raftLog{first: 1, cacheFirst: 1, cacheLimit: cacheLimit}
@@ -63,10 +79,11 @@ func (l *raftLog) restore(snap SnapshotMeta, first, last, commit uint64, runs []
 	l.committed = max(min(commit, last), snap.Index)
 	l.applying = snap.Index
 	l.persisted, l.handedOff = last, last
-	l.cacheFirst, l.cache, l.cacheBytes = last+1, nil, 0
+	l.cacheFirst, l.blocks, l.cacheBytes = last+1, nil, 0
 	if len(tail) > 0 && tail[len(tail)-1].Index == last {
 		l.cacheFirst = tail[0].Index
-		l.cache = append([]Entry(nil), tail...)
+		ents := append([]Entry(nil), tail...)
+		l.blocks = []block{{start: tail[0].Index, ents: ents[:len(ents):len(ents)]}}
 		for i := range tail {
 			l.cacheBytes += tail[i].Size()
 		}
@@ -173,9 +190,8 @@ func (l *raftLog) append(ents []Entry) {
 	if from <= l.last {
 		l.truncate(from)
 	}
-	if from < l.cacheFirst || len(l.cache) == 0 {
-		// The cache is empty or behind: restart it at from.
-		l.cache, l.cacheBytes, l.cacheFirst = nil, 0, from
+	if len(l.blocks) == 0 {
+		l.cacheFirst = from
 	}
 	for i := range ents {
 		if i == 0 || ents[i].Term != ents[i-1].Term {
@@ -183,26 +199,49 @@ func (l *raftLog) append(ents []Entry) {
 		}
 		l.cacheBytes += ents[i].Size()
 	}
-	l.cache = append(l.cache, ents...)
+	rest := ents
+	if n := len(l.blocks); n > 0 {
+		b := &l.blocks[n-1]
+		if k := min(cap(b.ents)-len(b.ents), len(rest)); k > 0 {
+			b.ents = append(b.ents, rest[:k]...)
+			rest = rest[k:]
+		}
+	}
+	for len(rest) > 0 {
+		k := min(len(rest), blockEntries)
+		b := block{start: rest[0].Index, ents: make([]Entry, k, max(k, blockEntries))}
+		copy(b.ents, rest[:k])
+		l.blocks = append(l.blocks, b)
+		rest = rest[k:]
+	}
 	l.last = ents[len(ents)-1].Index
 	l.evict()
 }
 
 // truncate drops entries with index ≥ from. It never overwrites memory a
-// handed-out slice can see: the cache is cut with its capacity, so the next
-// append reallocates.
+// handed-out slice can see: the block holding from is cut with its
+// capacity, so the next append starts a new block.
 func (l *raftLog) truncate(from uint64) {
 	if from <= l.committed {
 		panic(fmt.Sprintf("engine: truncating committed entry %d (committed %d)", from, l.committed))
 	}
-	if from >= l.cacheFirst {
-		k := int(from - l.cacheFirst)
-		for i := k; i < len(l.cache); i++ {
-			l.cacheBytes -= l.cache[i].Size()
-		}
-		l.cache = l.cache[:k:k]
+	if from <= l.cacheFirst {
+		l.blocks, l.cacheBytes, l.cacheFirst = nil, 0, from
 	} else {
-		l.cache, l.cacheBytes, l.cacheFirst = nil, 0, from
+		i := l.blockOf(from)
+		b := &l.blocks[i]
+		k := int(from - b.start)
+		for j := k; j < len(b.ents); j++ {
+			l.cacheBytes -= b.ents[j].Size()
+		}
+		b.ents = b.ents[:k:k]
+		for _, later := range l.blocks[i+1:] {
+			for j := range later.ents {
+				l.cacheBytes -= later.ents[j].Size()
+			}
+		}
+		clear(l.blocks[i+1:])
+		l.blocks = l.blocks[:i+1]
 	}
 	l.last = from - 1
 	i := len(l.runs)
@@ -214,43 +253,83 @@ func (l *raftLog) truncate(from uint64) {
 	l.handedOff = min(l.handedOff, l.last)
 }
 
+// blockOf returns the position of the block holding cached index i.
+func (l *raftLog) blockOf(i uint64) int {
+	// Nearly every lookup is for a recent entry: search from the end.
+	for j := len(l.blocks) - 1; j >= 0; j-- {
+		if l.blocks[j].start <= i {
+			return j
+		}
+	}
+	return 0
+}
+
 // evict drops the oldest cached entries beyond the byte limit, but only ones
 // that are durable and already handed to the apply path, and always keeps
 // the newest entry.
 func (l *raftLog) evict() {
-	k := 0
-	limit := min(l.persisted, l.applying)
-	for l.cacheBytes > l.cacheLimit && k < len(l.cache)-1 && l.cacheFirst+uint64(k) <= limit {
-		l.cacheBytes -= l.cache[k].Size()
-		k++
-	}
-	if k > 0 {
-		l.cache = l.cache[k:]
+	limit := min(l.persisted, l.applying, l.last-1)
+	for l.cacheBytes > l.cacheLimit && len(l.blocks) > 0 && l.cacheFirst <= limit {
+		b := &l.blocks[0]
+		// Drop whole entries up to the limit from the oldest block.
+		k := 0
+		for k < len(b.ents) && l.cacheBytes > l.cacheLimit && b.start+uint64(k) <= limit {
+			l.cacheBytes -= b.ents[k].Size()
+			k++
+		}
+		if k == len(b.ents) {
+			l.blocks[0] = block{}
+			l.blocks = l.blocks[1:]
+		} else {
+			b.ents = b.ents[k:]
+			b.start += uint64(k)
+		}
 		l.cacheFirst += uint64(k)
 	}
 }
 
-// cached returns entries [lo, hi) from the cache, at most maxBytes of them
-// (at least one), and whether lo is in the cache at all. The result's
-// capacity equals its length.
+// cached returns entries from lo, at most up to hi (exclusive) and at most
+// maxBytes of them (at least one), and whether lo is cached at all. The
+// result may stop early at the end of a cache block; its capacity equals
+// its length.
 func (l *raftLog) cached(lo, hi uint64, maxBytes int) ([]Entry, bool) {
-	if lo < l.cacheFirst || lo > l.last || hi <= lo {
+	if lo < l.cacheFirst || lo > l.last || hi <= lo || len(l.blocks) == 0 {
 		return nil, false
 	}
-	hi = min(hi, l.last+1)
-	a := int(lo - l.cacheFirst)
-	b := int(hi - l.cacheFirst)
+	b := &l.blocks[l.blockOf(lo)]
+	hi = min(hi, b.end())
+	a, z := int(lo-b.start), int(hi-b.start)
 	if maxBytes > 0 {
 		size := 0
-		for i := a; i < b; i++ {
-			size += l.cache[i].Size()
+		for i := a; i < z; i++ {
+			size += b.ents[i].Size()
 			if size > maxBytes && i > a {
-				b = i
+				z = i
 				break
 			}
 		}
 	}
-	return l.cache[a:b:b], true
+	return b.ents[a:z:z], true
+}
+
+// slice returns cached entries [lo, hi) as one slice: a view when they lie
+// in one block, a copy when they span several. lo must be cached.
+func (l *raftLog) slice(lo, hi uint64) []Entry {
+	ents, ok := l.cached(lo, hi, 0)
+	if !ok {
+		panic(fmt.Sprintf("engine: entries [%d, %d) not cached (cache from %d)", lo, hi, l.cacheFirst))
+	}
+	if next := lo + uint64(len(ents)); next < hi {
+		out := make([]Entry, 0, hi-lo)
+		out = append(out, ents...)
+		for next < hi {
+			more, _ := l.cached(next, hi, 0)
+			out = append(out, more...)
+			next += uint64(len(more))
+		}
+		return out
+	}
+	return ents
 }
 
 // unpersisted returns the entries not yet handed to the persist path and
@@ -259,10 +338,7 @@ func (l *raftLog) unpersisted() []Entry {
 	if l.handedOff >= l.last {
 		return nil
 	}
-	ents, ok := l.cached(l.handedOff+1, l.last+1, 0)
-	if !ok {
-		panic(fmt.Sprintf("engine: unpersisted entries [%d, %d] not cached (cache from %d)", l.handedOff+1, l.last, l.cacheFirst))
-	}
+	ents := l.slice(l.handedOff+1, l.last+1)
 	l.handedOff = l.last
 	return ents
 }
