@@ -45,10 +45,7 @@ type Node struct {
 
 	propc  chan *Future
 	recvc  chan []Message
-	readc  chan *readRequest
-	ctrlc  chan func()
-	persc  chan persisted
-	fetchc chan fetchResult
+	events chan loopEvent
 
 	persister *persister
 	applier   *applier
@@ -97,10 +94,7 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 		net:      c.Network,
 		propc:    make(chan *Future, 4*c.MaxProposalBatch),
 		recvc:    make(chan []Message, 1024),
-		readc:    make(chan *readRequest, 1024),
-		ctrlc:    make(chan func(), 16),
-		persc:    make(chan persisted, 64),
-		fetchc:   make(chan fetchResult, 64),
+		events:   make(chan loopEvent, 1024),
 		reads:    map[uint64]*readRequest{},
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
@@ -199,14 +193,44 @@ func (n *Node) Step(ctx context.Context, msgs []Message) error {
 	return bad
 }
 
+// loopEvent is anything other than a proposal or a message that the main
+// loop must handle. One channel carries them all, which keeps the loop's
+// select small (a select locks every channel it names).
+type loopEvent struct {
+	persisted *persisted
+	fetched   *fetchResult
+	read      *readRequest
+	fn        func()
+}
+
+func (n *Node) post(ev loopEvent) {
+	select {
+	case n.events <- ev:
+	case <-n.stopping:
+	}
+}
+
+func (n *Node) handleEvent(ev loopEvent) {
+	switch {
+	case ev.persisted != nil:
+		n.eng.Persisted(ev.persisted.index, ev.persisted.term)
+	case ev.fetched != nil:
+		n.eng.Fetched(ev.fetched.peer, ev.fetched.lo, ev.fetched.ents)
+	case ev.read != nil:
+		n.startRead(ev.read)
+	case ev.fn != nil:
+		ev.fn()
+	}
+}
+
 // run is the main loop: it feeds the engine batches of inputs and carries
 // out what each Ready asks.
 func (n *Node) run() {
 	defer n.wg.Done()
 	ticker := time.NewTicker(n.cfg.HeartbeatInterval)
 	defer ticker.Stop()
-	metricsTicker := time.NewTicker(n.cfg.MetricsInterval)
-	defer metricsTicker.Stop()
+	metricsEvery := max(1, int(n.cfg.MetricsInterval/n.cfg.HeartbeatInterval))
+	ticks := 0
 	defer n.shutdown()
 	for {
 		select {
@@ -214,20 +238,15 @@ func (n *Node) run() {
 			return
 		case <-ticker.C:
 			n.eng.Tick()
-		case <-metricsTicker.C:
-			n.publishMetrics()
+			if ticks++; ticks%metricsEvery == 0 {
+				n.publishMetrics()
+			}
 		case f := <-n.propc:
 			n.proposing = append(n.proposing, f)
 		case msgs := <-n.recvc:
 			n.stepMessages(msgs)
-		case p := <-n.persc:
-			n.eng.Persisted(p.index, p.term)
-		case f := <-n.fetchc:
-			n.eng.Fetched(f.peer, f.lo, f.ents)
-		case r := <-n.readc:
-			n.startRead(r)
-		case fn := <-n.ctrlc:
-			fn()
+		case ev := <-n.events:
+			n.handleEvent(ev)
 		}
 		n.drain()
 		n.flushProposals()
@@ -258,19 +277,10 @@ func (n *Node) drain() {
 		}
 		break
 	}
-	for i := 0; i < 64; i++ {
-		select {
-		case p := <-n.persc:
-			n.eng.Persisted(p.index, p.term)
-			continue
-		default:
-		}
-		break
-	}
 	for i := 0; i < 1024; i++ {
 		select {
-		case r := <-n.readc:
-			n.startRead(r)
+		case ev := <-n.events:
+			n.handleEvent(ev)
 			continue
 		default:
 		}
@@ -334,10 +344,7 @@ func (n *Node) fetch(f engine.Fetch) {
 			n.log.Warn("reading entries for a follower", "peer", uint64(f.Peer), "lo", f.Lo, "err", err)
 			ents = nil
 		}
-		select {
-		case n.fetchc <- fetchResult{peer: f.Peer, lo: f.Lo, ents: ents}:
-		case <-n.stopping:
-		}
+		n.post(loopEvent{fetched: &fetchResult{peer: f.Peer, lo: f.Lo, ents: ents}})
 	}()
 }
 
@@ -434,8 +441,10 @@ func (n *Node) shutdown() {
 		case f := <-n.propc:
 			f.finish(nil, ErrStopped)
 			continue
-		case r := <-n.readc:
-			r.finish(0, ErrStopped)
+		case ev := <-n.events:
+			if ev.read != nil {
+				ev.read.finish(0, ErrStopped)
+			}
 			continue
 		default:
 		}
@@ -459,7 +468,7 @@ func (n *Node) shutdown() {
 func (n *Node) control(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
 	select {
-	case n.ctrlc <- func() { fn(); close(done) }:
+	case n.events <- loopEvent{fn: func() { fn(); close(done) }}:
 	case <-n.stopping:
 		return ErrStopped
 	case <-ctx.Done():

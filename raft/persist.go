@@ -125,10 +125,7 @@ func (p *persister) write(jobs []persistJob, final bool) {
 		last := ents[len(ents)-1]
 		clear(p.buf) // drop references to entry data
 		p.buf = p.buf[:0]
-		select {
-		case p.n.persc <- persisted{index: last.Index, term: last.Term}:
-		case <-p.n.stopping:
-		}
+		p.n.post(loopEvent{persisted: &persisted{index: last.Index, term: last.Term}})
 	}
 }
 

@@ -141,7 +141,6 @@ func (n *Node) flushProposals() {
 	if len(fs) == 0 {
 		return
 	}
-	n.proposing = n.proposing[:0]
 	// The engine copies the batch into its log, so the buffer is reused.
 	batch := n.batch[:0]
 	for _, f := range fs {
@@ -156,6 +155,7 @@ func (n *Node) flushProposals() {
 			f.finish(nil, err)
 		}
 		clear(fs)
+		n.proposing = fs[:0]
 		return
 	}
 	term := n.eng.Term()
@@ -165,8 +165,9 @@ func (n *Node) flushProposals() {
 			close(f.assigned)
 		}
 	}
-	n.applier.register(append([]*Future(nil), fs...))
+	n.applier.register(fs) // copies the futures into its own queue
 	clear(fs)
+	n.proposing = fs[:0]
 }
 
 func (n *Node) proposeError(err error) error {

@@ -51,7 +51,7 @@ func (n *Node) read(ctx context.Context, lease bool) (uint64, error) {
 	}
 	r := &readRequest{lease: lease, done: make(chan struct{})}
 	select {
-	case n.readc <- r:
+	case n.events <- loopEvent{read: r}:
 	case <-n.stopping:
 		return 0, ErrStopped
 	case <-ctx.Done():

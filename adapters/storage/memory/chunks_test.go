@@ -15,7 +15,7 @@ func TestChunkLogMatchesSlice(t *testing.T) {
 	var c chunkLog
 	var model []raft.Entry
 	next := uint64(1)
-	for step := 0; step < 3000; step++ {
+	for step := 0; step < 400; step++ {
 		switch op := r.IntN(10); {
 		case op < 6:
 			n := r.IntN(3 * chunkEntries / 2)

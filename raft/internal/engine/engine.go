@@ -477,6 +477,17 @@ func (e *Engine) send(m Message) {
 			return
 		}
 	}
+	if m.Type == MsgAppResp && !m.Reject {
+		// Acknowledgements are cumulative: a newer one to the same leader
+		// in the same term replaces the one before it.
+		if k := len(e.afterPersist); k > 0 {
+			p := &e.afterPersist[k-1]
+			if p.Type == MsgAppResp && !p.Reject && p.To == m.To && p.Term == m.Term && p.Index <= m.Index {
+				*p = m
+				return
+			}
+		}
+	}
 	e.afterPersist = append(e.afterPersist, m)
 }
 
