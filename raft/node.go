@@ -43,7 +43,7 @@ type Node struct {
 	store Storage
 	net   Network
 
-	propc  chan *Future
+	props  *proposalQueue
 	recvc  chan []Message
 	events chan loopEvent
 
@@ -54,19 +54,19 @@ type Node struct {
 	// view is what callers see without a round trip to the loop.
 	view atomic.Pointer[nodeView]
 
-	reads     map[uint64]*readRequest
-	readSeq   uint64
-	transfer  *transferWaiter
-	lastView  nodeView
-	lastPub   time.Time
-	stopping  chan struct{}
-	done      chan struct{}
-	stopOnce  sync.Once
-	wg        sync.WaitGroup
-	failMu    sync.Mutex
-	failure   error
-	proposing []*Future
-	batch     []Entry
+	reads    map[uint64]*readRequest
+	readSeq  uint64
+	transfer *transferWaiter
+	lastView nodeView
+	lastPub  time.Time
+	stopping chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	failMu   sync.Mutex
+	failure  error
+	spare    []*Future
+	batch    []Entry
 }
 
 // nodeView is the loop's latest state, published for lock-free reads.
@@ -92,7 +92,7 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 		log:      c.Logger.With("node", uint64(c.ID), "group", uint64(c.Group)),
 		store:    c.Storage,
 		net:      c.Network,
-		propc:    make(chan *Future, 4*c.MaxProposalBatch),
+		props:    newProposalQueue(4 * c.MaxProposalBatch),
 		recvc:    make(chan []Message, 1024),
 		events:   make(chan loopEvent, 1024),
 		reads:    map[uint64]*readRequest{},
@@ -241,15 +241,14 @@ func (n *Node) run() {
 			if ticks++; ticks%metricsEvery == 0 {
 				n.publishMetrics()
 			}
-		case f := <-n.propc:
-			n.proposing = append(n.proposing, f)
+		case <-n.props.signal:
 		case msgs := <-n.recvc:
 			n.stepMessages(msgs)
 		case ev := <-n.events:
 			n.handleEvent(ev)
 		}
 		n.drain()
-		n.flushProposals()
+		n.takeProposals()
 		n.handleReady(n.eng.Ready())
 	}
 }
@@ -259,15 +258,6 @@ func (n *Node) run() {
 // channel is drained on its own: a single-channel non-blocking receive is
 // far cheaper than a select over all of them.
 func (n *Node) drain() {
-	for len(n.proposing) < n.cfg.MaxProposalBatch {
-		select {
-		case f := <-n.propc:
-			n.proposing = append(n.proposing, f)
-			continue
-		default:
-		}
-		break
-	}
 	for i := 0; i < 256; i++ {
 		select {
 		case msgs := <-n.recvc:
@@ -432,15 +422,11 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 // shutdown runs when the main loop exits: it fails everything waiting on
 // the loop.
 func (n *Node) shutdown() {
-	for _, f := range n.proposing {
+	for _, f := range n.props.close() {
 		f.finish(nil, ErrStopped)
 	}
-	n.proposing = nil
 	for {
 		select {
-		case f := <-n.propc:
-			f.finish(nil, ErrStopped)
-			continue
 		case ev := <-n.events:
 			if ev.read != nil {
 				ev.read.finish(0, ErrStopped)

@@ -120,27 +120,29 @@ func (n *Node) submit(ctx context.Context, cmd []byte, async bool) (*Future, err
 	if async {
 		f.assigned = make(chan struct{})
 	}
-	select { // fast path: a single-channel send, no full select
-	case n.propc <- f:
-		return f, nil
-	default:
+	if err := n.props.push(ctx, f, n.stopping); err != nil {
+		if errors.Is(err, ErrStopped) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("raft: submitting proposal: %w", err)
 	}
-	select {
-	case n.propc <- f:
-		return f, nil
-	case <-n.stopping:
-		return nil, ErrStopped
-	case <-ctx.Done():
-		return nil, fmt.Errorf("raft: submitting proposal: %w", ctx.Err())
-	}
+	return f, nil
 }
 
-// flushProposals appends the proposals gathered this round as one batch.
-func (n *Node) flushProposals() {
-	fs := n.proposing
-	if len(fs) == 0 {
-		return
+// takeProposals appends everything queued, in batches of at most
+// MaxProposalBatch commands.
+func (n *Node) takeProposals() {
+	all := n.props.take(n.spare)
+	for fs := all; len(fs) > 0; {
+		k := min(len(fs), n.cfg.MaxProposalBatch)
+		n.flushProposals(fs[:k])
+		fs = fs[k:]
 	}
+	n.spare = all[:0]
+}
+
+// flushProposals appends one batch of proposals (one write, one fsync).
+func (n *Node) flushProposals(fs []*Future) {
 	// The engine copies the batch into its log, so the buffer is reused.
 	batch := n.batch[:0]
 	for _, f := range fs {
@@ -155,7 +157,6 @@ func (n *Node) flushProposals() {
 			f.finish(nil, err)
 		}
 		clear(fs)
-		n.proposing = fs[:0]
 		return
 	}
 	term := n.eng.Term()
@@ -167,7 +168,6 @@ func (n *Node) flushProposals() {
 	}
 	n.applier.register(fs) // copies the futures into its own queue
 	clear(fs)
-	n.proposing = fs[:0]
 }
 
 func (n *Node) proposeError(err error) error {
