@@ -81,12 +81,23 @@ func (p *persister) write(jobs []persistJob, final bool) {
 	var hs *HardState
 	var ents []Entry
 	var msgs []Message
+	withEntries := 0
 	for _, j := range jobs {
 		if j.hs != nil {
 			hs = j.hs
 		}
-		ents = p.merge(ents, j.ents)
+		if len(j.ents) > 0 {
+			withEntries++
+			ents = j.ents
+		}
 		msgs = append(msgs, j.msgs...)
+	}
+	if withEntries > 1 {
+		// Merge the batches, later ones replacing suffixes of earlier ones.
+		ents = nil
+		for _, j := range jobs {
+			ents = p.merge(ents, j.ents)
+		}
 	}
 	var err error
 	if hs != nil || len(ents) > 0 {
@@ -133,7 +144,7 @@ func (p *persister) write(jobs []persistJob, final bool) {
 // suffix from next's first index (a later batch may overwrite entries of an
 // earlier one). It copies into p.buf, which it reuses from write to write
 // (Storage.Save does not retain its slice), and never writes into the
-// engine's arrays.
+// engine's arrays. A single batch is written as is, without a copy.
 func (p *persister) merge(acc, next []Entry) []Entry {
 	if len(next) == 0 {
 		return acc

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
@@ -17,11 +18,21 @@ type Future struct {
 	// assigned is closed once index and term are set (or the proposal
 	// failed); nil for synchronous proposals, which do not wait for it.
 	assigned chan struct{}
-	done     chan struct{}
-	state    atomic.Uint32
-	result   any
-	err      error
+	// done is closed when the outcome is known. A pooled future (internal
+	// to Propose) instead receives one token on it, so that the future and
+	// its channel can be reused.
+	done   chan struct{}
+	pooled bool
+	state  atomic.Uint32
+	result any
+	err    error
 }
+
+// futurePool recycles the futures of synchronous proposals: one allocation
+// fewer per write on the hottest path.
+var futurePool = sync.Pool{New: func() any {
+	return &Future{done: make(chan struct{}, 1), pooled: true}
+}}
 
 // Index returns the log index assigned to the proposal (0 if it failed
 // before being appended).
@@ -73,6 +84,10 @@ func (f *Future) finish(result any, err error) {
 			close(f.assigned)
 		}
 	}
+	if f.pooled {
+		f.done <- struct{}{} // the last touch: the waiter may recycle f
+		return
+	}
 	close(f.done)
 }
 
@@ -85,7 +100,20 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.Wait(ctx)
+	if done := ctx.Done(); done == nil {
+		<-f.done
+	} else {
+		select {
+		case <-f.done:
+		case <-done:
+			// The future stays with the applier; it is not recycled.
+			return nil, fmt.Errorf("raft: waiting for proposal: %w", ctx.Err())
+		}
+	}
+	res, err := f.result, f.err
+	*f = Future{done: f.done, pooled: true}
+	futurePool.Put(f)
+	return res, err
 }
 
 // ProposeAsync appends cmd to the leader's log and returns as soon as it
@@ -116,11 +144,18 @@ func (n *Node) submit(ctx context.Context, cmd []byte, async bool) (*Future, err
 	if n.view.Load().role != RoleLeader {
 		return nil, n.notLeader()
 	}
-	f := &Future{data: cmd, done: make(chan struct{})}
+	var f *Future
 	if async {
-		f.assigned = make(chan struct{})
+		f = &Future{data: cmd, done: make(chan struct{}), assigned: make(chan struct{})}
+	} else {
+		f = futurePool.Get().(*Future)
+		f.data = cmd
 	}
 	if err := n.props.push(ctx, f, n.stopping); err != nil {
+		if f.pooled {
+			f.data = nil
+			futurePool.Put(f)
+		}
 		if errors.Is(err, ErrStopped) {
 			return nil, err
 		}

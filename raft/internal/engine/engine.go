@@ -473,6 +473,9 @@ func (e *Engine) send(m Message) {
 	if e.role == Leader {
 		switch m.Type {
 		case MsgApp, MsgHeartbeat, MsgTimeoutNow, MsgSnap:
+			if e.msgs == nil {
+				e.msgs = make([]Message, 0, len(e.prs))
+			}
 			e.msgs = append(e.msgs, m)
 			return
 		}

@@ -181,7 +181,8 @@ func (l *raftLog) findConflictByTerm(index, term uint64) uint64 {
 
 // append adds entries after a possible truncation: entries[0].Index may be
 // at or below last, in which case the suffix from there is replaced. The
-// caller has checked that entries[0].Index-1 matches.
+// caller has checked that entries[0].Index-1 matches. The entries are
+// copied into the cache.
 func (l *raftLog) append(ents []Entry) {
 	if len(ents) == 0 {
 		return
@@ -255,13 +256,24 @@ func (l *raftLog) truncate(from uint64) {
 
 // blockOf returns the position of the block holding cached index i.
 func (l *raftLog) blockOf(i uint64) int {
-	// Nearly every lookup is for a recent entry: search from the end.
-	for j := len(l.blocks) - 1; j >= 0; j-- {
+	// Nearly every lookup is for a recent entry: try the newest blocks
+	// first, then search.
+	n := len(l.blocks)
+	for j := n - 1; j >= 0 && j >= n-4; j-- {
 		if l.blocks[j].start <= i {
 			return j
 		}
 	}
-	return 0
+	lo, hi := 0, n
+	for lo < hi { // first block starting after i
+		mid := (lo + hi) / 2
+		if l.blocks[mid].start <= i {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return max(lo-1, 0)
 }
 
 // evict drops the oldest cached entries beyond the byte limit, but only ones
