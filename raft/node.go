@@ -58,7 +58,6 @@ type Node struct {
 	readSeq  uint64
 	transfer *transferWaiter
 	lastView nodeView
-	lastPub  time.Time
 	stopping chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once

@@ -191,6 +191,58 @@ func waitCount(t *testing.T, w *writeLoad, n int64) {
 	}
 }
 
+// TestTimedOutProposalsNeverCrossResults runs proposals whose contexts
+// expire at random points (before submission, while queued, while
+// replicating) alongside normal ones. Recycled futures must never deliver
+// one proposal's result to another: every result names the index holding
+// the command that was proposed.
+func TestTimedOutProposalsNeverCrossResults(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	l := c.WaitLeader(waitLong)
+	type ack struct {
+		cmd string
+		idx uint64
+	}
+	var mu sync.Mutex
+	var acks []ack
+	var wg sync.WaitGroup
+	for client := 0; client < 32; client++ {
+		wg.Add(1)
+		go func(client int) {
+			defer wg.Done()
+			for i := 0; i < 150; i++ {
+				cmd := fmt.Sprintf("c%d-%d", client, i)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration((client*7+i)%5)*300*time.Microsecond)
+				if (client+i)%3 == 0 {
+					cancel()
+					ctx, cancel = context.WithTimeout(context.Background(), waitLong)
+				}
+				res, err := c.Node(l).Propose(ctx, []byte(cmd))
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acks = append(acks, ack{cmd, res.(uint64)})
+					mu.Unlock()
+				}
+			}
+		}(client)
+	}
+	wg.Wait()
+	if len(acks) < 32*50 {
+		t.Fatalf("only %d proposals succeeded", len(acks))
+	}
+	c.WaitConverged(waitLong)
+	byIndex := map[uint64]string{}
+	for _, e := range c.StateMachine(l).Applied() {
+		byIndex[e.Index] = string(e.Data)
+	}
+	for _, a := range acks {
+		if got := byIndex[a.idx]; got != a.cmd {
+			t.Fatalf("proposal %q was told index %d, which holds %q", a.cmd, a.idx, got)
+		}
+	}
+}
+
 func TestIsolatedLeaderMakesNoProgress(t *testing.T) {
 	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
 	old := c.WaitLeader(waitLong)

@@ -64,6 +64,7 @@ func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 		c.nodes[id] = &clusterMember{store: memory.New()}
 	}
 	t.Cleanup(c.Stop)
+	t.Cleanup(c.finalCheck) // runs first: cleanups run last-registered first
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, id := range c.ids {
@@ -147,17 +148,37 @@ func (c *Cluster) Restart(id raft.NodeID) {
 	c.start(id)
 }
 
-// Live returns the IDs of the nodes not crashed.
+// Live returns the IDs of the nodes running: neither crashed through the
+// harness nor stopped by the test.
 func (c *Cluster) Live() []raft.NodeID {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []raft.NodeID
 	for _, id := range c.ids {
-		if c.nodes[id].node != nil {
-			out = append(out, id)
+		n := c.nodes[id].node
+		if n == nil {
+			continue
 		}
+		select {
+		case <-n.Done():
+			continue
+		default:
+		}
+		out = append(out, id)
 	}
 	return out
+}
+
+// finalCheck runs when the test ends (unless it already failed): it heals
+// the network, waits for the running nodes to converge, and checks that
+// every node's log and state machine agree. Every test on a Cluster thereby
+// asserts that no committed entry was lost or applied twice.
+func (c *Cluster) finalCheck() {
+	if c.t.Failed() || len(c.Live()) == 0 {
+		return
+	}
+	c.Net.Heal()
+	c.WaitConverged(20 * time.Second)
 }
 
 // Leader returns the live node that leads with the highest term, or 0.

@@ -85,17 +85,6 @@ func netWaitQuiet(t *testing.T, net *Network) {
 	}
 }
 
-func netWaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // netSendAll sends one message on every ordered pair of endpoints, tagged
 // with seq, and waits for the network to go quiet.
 func netSendAll(t *testing.T, net *Network, eps []raft.Network, seq uint64) {

@@ -375,16 +375,3 @@ func (l *raftLog) commitTo(i uint64) bool {
 	}
 	return false
 }
-
-// compactTo records that storage dropped entries up to index.
-func (l *raftLog) compactTo(index uint64) {
-	if index < l.first || index > l.snapIndex {
-		return
-	}
-	l.first = index + 1
-	i := 0
-	for i+1 < len(l.runs) && l.runs[i+1].start <= l.snapIndex && l.runs[i+1].start <= index {
-		i++
-	}
-	l.runs = l.runs[i:]
-}
