@@ -89,19 +89,47 @@ func (a *applier) run() {
 			a.failAll(ErrStopped)
 			return
 		}
-		a.mu.Lock()
-		tasks, a.tasks = a.tasks, tasks[:0]
-		a.mu.Unlock()
-		for _, t := range tasks {
-			if err := a.apply(t.batch); err != nil {
-				a.n.fail(err)
-				a.failAll(err)
-				return
-			}
+		var err error
+		if tasks, err = a.applyQueued(tasks); err != nil {
+			return
 		}
-		clear(tasks)
-		a.releaseReads()
 	}
+}
+
+// applyQueued applies every queued batch and releases the reads they
+// satisfy, reusing buf for the task list. On a state machine failure it
+// stops the node and fails everything waiting.
+func (a *applier) applyQueued(buf []applyTask) ([]applyTask, error) {
+	a.mu.Lock()
+	tasks := a.tasks
+	a.tasks = buf[:0]
+	a.mu.Unlock()
+	for _, t := range tasks {
+		if err := a.apply(t.batch); err != nil {
+			a.n.fail(err)
+			a.failAll(err)
+			return nil, err
+		}
+	}
+	clear(tasks)
+	a.releaseReads()
+	return tasks[:0], nil
+}
+
+// hasWork reports whether batches are queued or a waiting read can be
+// released.
+func (a *applier) hasWork() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.tasks) > 0 {
+		return true
+	}
+	for _, r := range a.reads {
+		if r.index <= a.applied.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // apply applies one committed range, reading from storage the head that

@@ -66,6 +66,7 @@ type Node struct {
 	failure  error
 	spare    []*Future
 	batch    []Entry
+	manual   bool
 }
 
 // nodeView is the loop's latest state, published for lock-free reads.
@@ -82,6 +83,14 @@ type nodeView struct {
 // whose storage is empty has no configuration: call Initialize on it, or
 // let a leader add it to an existing cluster.
 func NewNode(ctx context.Context, cfg Config) (*Node, error) {
+	return newNode(ctx, cfg, false)
+}
+
+// newNode builds a node. A manual node starts no goroutines: a
+// deterministic simulator runs its units of work (loop step, write, apply)
+// itself, through the methods in manual.go, so that simulation exercises
+// exactly the code that runs in production.
+func newNode(ctx context.Context, cfg Config, manual bool) (*Node, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -97,6 +106,7 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 		reads:    map[uint64]*readRequest{},
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
+		manual:   manual,
 	}
 	st, applied, err := n.restore(ctx)
 	if err != nil {
@@ -121,10 +131,12 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.net.Start(n); err != nil {
 		return nil, fmt.Errorf("raft: starting network: %w", err)
 	}
-	n.wg.Add(3)
-	go n.persister.run()
-	go n.applier.run()
-	go n.run()
+	if !manual {
+		n.wg.Add(3)
+		go n.persister.run()
+		go n.applier.run()
+		go n.run()
+	}
 	n.log.Info("node started", "term", st.HardState.Term, "first", st.FirstIndex, "last", st.LastIndex, "commit", st.HardState.Commit)
 	return n, nil
 }
@@ -246,10 +258,16 @@ func (n *Node) run() {
 		case ev := <-n.events:
 			n.handleEvent(ev)
 		}
-		n.drain()
-		n.takeProposals()
-		n.handleReady(n.eng.Ready())
+		n.process()
 	}
+}
+
+// process is one step of the main loop after an input: it takes whatever
+// else is waiting and carries out the resulting Ready.
+func (n *Node) process() {
+	n.drain()
+	n.takeProposals()
+	n.handleReady(n.eng.Ready())
 }
 
 // drain takes whatever else is waiting, without blocking, so that one Ready
@@ -323,6 +341,10 @@ func (n *Node) handleReady(rd engine.Ready) {
 
 // fetch reads entries a lagging follower needs from storage, off the loop.
 func (n *Node) fetch(f engine.Fetch) {
+	if n.manual {
+		n.fetchNow(f)
+		return
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -64,14 +65,29 @@ func (p *persister) run() {
 			}
 			return
 		}
-		p.mu.Lock()
-		jobs, p.queue = p.queue, jobs[:0]
-		p.mu.Unlock()
-		if len(jobs) > 0 {
-			p.write(jobs, false)
-		}
-		clear(jobs)
+		jobs = p.writeQueued(jobs)
 	}
+}
+
+// writeQueued performs one write of everything queued, reusing buf for the
+// job list, and returns buf emptied.
+func (p *persister) writeQueued(buf []persistJob) []persistJob {
+	p.mu.Lock()
+	jobs := p.queue
+	p.queue = buf[:0]
+	p.mu.Unlock()
+	if len(jobs) > 0 {
+		p.write(jobs, false)
+	}
+	clear(jobs)
+	return jobs[:0]
+}
+
+// hasWork reports whether writes are queued.
+func (p *persister) hasWork() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue) > 0
 }
 
 // write merges jobs into one Save, retrying a failed write until it
@@ -110,7 +126,7 @@ func (p *persister) write(jobs []persistJob, final bool) {
 				break
 			}
 			p.n.log.Error("storage write failed; retrying", "attempt", attempt, "entries", len(ents), "err", err)
-			if final {
+			if final || p.n.manual {
 				break
 			}
 			select {
@@ -127,6 +143,9 @@ func (p *persister) write(jobs []persistJob, final bool) {
 		}
 	}
 	if err != nil {
+		if p.n.manual {
+			p.n.fail(fmt.Errorf("raft: storage write: %w", err))
+		}
 		return
 	}
 	if len(msgs) > 0 && !final {

@@ -46,6 +46,16 @@ func (r *Recorder) Applied() []raft.Entry {
 	return append([]raft.Entry(nil), r.applied...)
 }
 
+// AppliedSince returns a copy of the commands applied after the first k.
+func (r *Recorder) AppliedSince(k int) []raft.Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if k >= len(r.applied) {
+		return nil
+	}
+	return append([]raft.Entry(nil), r.applied[k:]...)
+}
+
 // Violations returns the contract violations seen so far.
 func (r *Recorder) Violations() []string {
 	r.mu.Lock()

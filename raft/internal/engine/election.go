@@ -28,6 +28,7 @@ func (e *Engine) becomeFollower(term uint64, lead NodeID) {
 	if wasLeader {
 		e.failReads()
 		e.prs = map[NodeID]*progress{}
+		e.peers = nil
 	}
 }
 
@@ -127,6 +128,7 @@ func (e *Engine) becomeLeader() {
 	e.resetTimers()
 	e.transferee = 0
 	e.prs = map[NodeID]*progress{}
+	e.peers = nil
 	e.syncProgress()
 	e.reads.reset()
 	// Append a no-op so that entries of earlier terms commit through it
@@ -143,7 +145,8 @@ func (e *Engine) syncProgress() {
 			delete(e.prs, id)
 		}
 	}
-	for _, id := range ids {
+	e.peers = e.peers[:0]
+	for _, id := range ids { // ascending
 		if id == e.id {
 			continue
 		}
@@ -153,5 +156,6 @@ func (e *Engine) syncProgress() {
 			e.prs[id] = pr
 		}
 		pr.voter = e.membership.IsVoter(id)
+		e.peers = append(e.peers, pr)
 	}
 }

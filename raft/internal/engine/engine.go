@@ -222,7 +222,11 @@ type Engine struct {
 	pendingConfIndex uint64
 	configChanged    bool
 
-	prs   map[NodeID]*progress
+	prs map[NodeID]*progress
+	// peers holds the same progress records in ID order: every loop over
+	// peers uses it, so that message order, and with it a whole run, is
+	// reproducible (map iteration order is random).
+	peers []*progress
 	votes map[uint64]bool
 
 	now               uint64 // ticks since start
@@ -371,7 +375,7 @@ func (e *Engine) checkQuorum() bool {
 		return 0
 	}
 	ok := e.quorum.CommittedIndex(active) == 1
-	for _, pr := range e.prs {
+	for _, pr := range e.peers {
 		pr.recentActive = false
 	}
 	return ok
@@ -549,6 +553,8 @@ type PeerStatus struct {
 	// TicksSinceContact is how many ticks ago the peer was last heard from.
 	TicksSinceContact uint64
 	Voter             bool
+	// Detail describes the replication flow state, for debugging.
+	Detail string
 }
 
 // Status is a snapshot of the engine's state for metrics.
@@ -583,9 +589,16 @@ func (e *Engine) Status() Status {
 				s.Peers = append(s.Peers, PeerStatus{
 					ID: id, Match: pr.match, Next: pr.next, State: pr.state.String(),
 					TicksSinceContact: e.now - pr.lastContact, Voter: pr.voter,
+					Detail: fmt.Sprintf("inflight=%d/%dB probeSent=%v fetching=%v", len(pr.inflights), pr.inflightBytes, pr.probeSent, pr.fetching),
 				})
 			}
 		}
 	}
 	return s
 }
+
+// TermAt returns the term of the entry at index, if the log knows it.
+func (e *Engine) TermAt(index uint64) (uint64, bool) { return e.log.term(index) }
+
+// Applying returns the highest index handed to the apply path.
+func (e *Engine) Applying() uint64 { return e.log.applying }

@@ -478,3 +478,25 @@ func TestWrongTargetRejected(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestLostAppendsRepairedWhenIdle: appends to a follower are all lost and
+// no new entry follows them. Heartbeats alone must repair the gap (found
+// by the simulator: the follower stayed behind forever in a quiet cluster).
+func TestLostAppendsRepairedWhenIdle(t *testing.T) {
+	w := newWorld(t, 3)
+	w.elect(1)
+	w.cut[[2]NodeID{1, 3}] = true // appends to 3 are lost; heartbeats too
+	for i := 0; i < 5; i++ {
+		w.propose(1, "x")
+		w.step()
+	}
+	pr := w.nodes[1].e.prs[3]
+	if pr.state != stateReplicate || len(pr.inflights) == 0 {
+		t.Fatalf("setup: peer 3 state %v inflights %d", pr.state, len(pr.inflights))
+	}
+	w.heal()
+	w.tick(3)
+	if got, want := w.nodes[3].e.LastIndex(), w.nodes[1].e.LastIndex(); got != want {
+		t.Fatalf("follower stuck at %d, leader at %d", got, want)
+	}
+}

@@ -151,7 +151,7 @@ func (e *Engine) TransferLeadership(to NodeID) error {
 	}
 	if to == 0 {
 		var best *progress
-		for _, pr := range e.prs {
+		for _, pr := range e.peers {
 			if pr.voter && (best == nil || pr.match > best.match || pr.match == best.match && pr.id < best.id) {
 				best = pr
 			}

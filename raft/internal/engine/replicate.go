@@ -46,7 +46,7 @@ func (e *Engine) appendLeader(ents []Entry) {
 }
 
 func (e *Engine) bcastAppend() {
-	for _, pr := range e.prs {
+	for _, pr := range e.peers {
 		e.sendApp(pr, false)
 	}
 }
@@ -203,7 +203,11 @@ func (e *Engine) stepLeader(m Message) {
 		}
 		e.reads.ack(pr, m.Context)
 		if pr.match < e.log.last {
-			e.sendApp(pr, pr.state == stateProbe)
+			// The peer lags. Appends may have been lost with nothing new
+			// to send after them, so send one even if empty: the peer
+			// either acknowledges it or rejects it, and a rejection turns
+			// on probing, which repairs the gap.
+			e.sendApp(pr, true)
 		}
 	case MsgSnapResp:
 		// Snapshot transfer is handled by the snapshot path.
@@ -240,7 +244,7 @@ func (e *Engine) flushCommit() {
 	if e.sentCommitMax >= e.log.committed {
 		return
 	}
-	for _, pr := range e.prs {
+	for _, pr := range e.peers {
 		if pr.state == stateReplicate && pr.next > e.log.last {
 			e.sendApp(pr, true)
 		}
@@ -250,7 +254,7 @@ func (e *Engine) flushCommit() {
 
 func (e *Engine) bcastHeartbeat() {
 	seq := e.reads.startRound(e.now)
-	for _, pr := range e.prs {
+	for _, pr := range e.peers {
 		e.send(Message{Type: MsgHeartbeat, To: pr.id, Commit: min(pr.match, e.log.committed), Context: seq})
 	}
 }

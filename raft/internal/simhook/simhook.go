@@ -1,0 +1,69 @@
+// Package simhook connects raft.Node's manual mode to the deterministic
+// simulator in package rafttest without adding to raft's public API: only
+// packages under raft/ can import it.
+package simhook
+
+import (
+	"context"
+
+	"github.com/raftkit/raftkit/raft/internal/engine"
+)
+
+// Op is a pending proposal or read of a manual node.
+type Op interface {
+	// Done is closed once the outcome is known.
+	Done() <-chan struct{}
+	// Result returns the outcome once Done is closed: the state machine's
+	// result of a proposal, or the index of a read.
+	Result() (any, error)
+	// Index is a proposal's log index, or a read's index once confirmed.
+	Index() uint64
+}
+
+// Status is what the simulator observes of a node after each step.
+type Status struct {
+	Role      engine.Role
+	Term      uint64
+	Leader    engine.NodeID
+	Commit    uint64
+	Applied   uint64
+	LastIndex uint64
+	Failed    error
+}
+
+// Node is a raft.Node whose units of work run only when called. Each call
+// runs the same code the node's goroutines run in production.
+type Node interface {
+	// Bootstrap gives a new node its initial configuration.
+	Bootstrap(members []engine.Member) error
+	// Tick advances the node's clock by one heartbeat interval.
+	Tick()
+	// Deliver hands received messages to the node.
+	Deliver(msgs []engine.Message)
+	// HasWrite reports whether writes are queued for storage; Write
+	// performs one write of all of them (group commit), then sends the
+	// messages that waited on it.
+	HasWrite() bool
+	Write()
+	// HasApply reports whether committed entries or releasable reads are
+	// waiting; Apply applies them in order.
+	HasApply() bool
+	Apply()
+	// Propose submits a command without blocking.
+	Propose(cmd []byte) (Op, error)
+	// Read starts a linearizable read (ReadIndex, or a lease read when
+	// lease is set) without blocking.
+	Read(lease bool) (Op, error)
+	// Transfer starts a leadership transfer.
+	Transfer(to engine.NodeID) error
+	// Status reports the node's state.
+	Status() Status
+	// Describe returns the engine's state, with a leader's view of each
+	// peer, for failure reports.
+	Describe() string
+	// TermAt returns the term of the entry at index in the node's log.
+	TermAt(index uint64) (uint64, bool)
+}
+
+// NewNode builds a manual node from a raft.Config. Package raft sets it.
+var NewNode func(ctx context.Context, cfg any) (Node, error)

@@ -1,0 +1,405 @@
+package rafttest
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/raftkit/raftkit/adapters/storage/memory"
+	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/internal/simhook"
+)
+
+// SimOptions configures Simulate. Zero values are chosen from the seed.
+type SimOptions struct {
+	Seed int64
+	// Nodes is the cluster size (3 or 5 when zero).
+	Nodes int
+	// Duration is the simulated time with faults (default 6s), after
+	// which faults stop, crashed nodes restart and the cluster must
+	// converge.
+	Duration time.Duration
+	// Clients is the number of concurrent KV clients (default 4).
+	Clients int
+	// BrokenReads makes a node that believes it leads answer reads from
+	// its state machine without confirming leadership: the negative
+	// control that the linearizability checker must catch.
+	BrokenReads bool
+	// Logf, if set, receives a trace of faults and elections.
+	Logf func(format string, args ...any)
+}
+
+// SimResult is what a simulation found.
+type SimResult struct {
+	Seed int64
+	// Violation is the first invariant that broke, or "".
+	Violation string
+	// Check is the linearizability verdict on the client history.
+	Check CheckResult
+	// Counters describing the run.
+	Events, Ops, Acked, Crashes, Partitions, Transfers, Elections int
+	SimTime                                                       time.Duration
+}
+
+// Failed reports whether the run broke an invariant or linearizability.
+func (r *SimResult) Failed() bool { return r.Violation != "" || !r.Check.OK }
+
+// Simulate runs a whole cluster of real raft.Node code paths (the engine,
+// the persist-before-send ordering, group commit, in-order apply, futures
+// and reads) in one goroutine, on simulated time, network and disks, with
+// faults drawn from the seed. The same options replay the same run exactly.
+func Simulate(opts SimOptions) *SimResult {
+	s := newSim(opts)
+	s.run()
+	return s.result()
+}
+
+const (
+	us          = int64(time.Microsecond)
+	ms          = int64(time.Millisecond)
+	simTick     = 10 * ms
+	clientWait  = 1500 * ms
+	settleLimit = 30 * time.Second
+)
+
+type simEvent struct {
+	at   int64
+	seq  uint64
+	kind eventKind
+	node int // index into sim.nodes
+	msg  raft.Message
+	n    int // client index or incarnation
+}
+
+type eventKind uint8
+
+const (
+	evTick eventKind = iota
+	evDeliver
+	evWrite
+	evApply
+	evClient
+	evFault
+)
+
+type eventHeap []simEvent
+
+func (h eventHeap) Len() int { return len(h) }
+func (h eventHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)   { *h = append(*h, x.(simEvent)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+type simNode struct {
+	id          raft.NodeID
+	store       *memory.Storage
+	kv          *KV
+	node        simhook.Node
+	up          bool
+	incarnation int
+	tickEvery   int64 // this node's clock rate
+	disk        int64 // write latency
+	writeAt     int64 // scheduled write time, 0 if none
+	applyAt     int64
+	lastRole    raft.Role
+	lastTerm    uint64
+	lastCommit  uint64
+	lastApplied uint64
+	seenApplied int
+}
+
+type sim struct {
+	opts    SimOptions
+	rng     *rand.Rand
+	now     int64
+	seq     uint64
+	events  eventHeap
+	nodes   []*simNode
+	members []raft.Member
+	net     simNet
+	clients []*simClient
+	history History
+	end     int64 // end of the faulty phase
+	settled bool
+	checks  simChecks
+	res     SimResult
+}
+
+func newSim(opts SimOptions) *sim {
+	s := &sim{opts: opts, rng: rand.New(rand.NewPCG(uint64(opts.Seed), 0x5eed))}
+	if s.opts.Nodes == 0 {
+		s.opts.Nodes = 3 + 2*s.rng.IntN(2)
+	}
+	if s.opts.Duration == 0 {
+		s.opts.Duration = 6 * time.Second
+	}
+	if s.opts.Clients == 0 {
+		s.opts.Clients = 4
+	}
+	s.res.Seed = opts.Seed
+	s.end = int64(s.opts.Duration)
+	s.checks.init()
+	s.net.init(s)
+	for i := 1; i <= s.opts.Nodes; i++ {
+		s.members = append(s.members, raft.Member{ID: raft.NodeID(i), Addr: fmt.Sprint("sim-", i)})
+	}
+	for i := range s.opts.Nodes {
+		n := &simNode{
+			id:    raft.NodeID(i + 1),
+			store: memory.New(),
+			// Clock rates differ by up to ±4%: within the 10% drift
+			// that leases assume, so lease reads must stay correct.
+			tickEvery: simTick + int64(s.rng.IntN(int(simTick*8/100))) - simTick*4/100,
+			disk:      s.diskLatency(),
+		}
+		s.nodes = append(s.nodes, n)
+		s.start(n)
+		if err := n.node.Bootstrap(s.members); err != nil {
+			s.violate("bootstrap node %d: %v", n.id, err)
+		}
+		s.after(n)
+	}
+	for c := range s.opts.Clients {
+		s.clients = append(s.clients, &simClient{id: c, guess: s.rng.IntN(s.opts.Nodes)})
+		s.schedule(simEvent{at: int64(s.rng.IntN(int(200 * ms))), kind: evClient, n: c})
+	}
+	s.planFaults()
+	return s
+}
+
+func (s *sim) logf(format string, args ...any) {
+	if s.opts.Logf != nil {
+		s.opts.Logf("%8.3fs "+format, append([]any{float64(s.now) / 1e9}, args...)...)
+	}
+}
+
+func (s *sim) diskLatency() int64 { return 50*us + int64(s.rng.IntN(int(2*ms))) }
+
+// start boots a node on its storage: a new incarnation with a fresh state
+// machine that replays the log.
+func (s *sim) start(n *simNode) {
+	n.incarnation++
+	n.kv = NewKV()
+	n.up = true
+	n.writeAt, n.applyAt = 0, 0
+	n.lastRole, n.lastTerm, n.lastCommit, n.lastApplied, n.seenApplied = 0, 0, 0, 0, 0
+	cfg := raft.Config{
+		ID: n.id, Storage: n.store, Network: &simEndpoint{s: s, id: n.id}, StateMachine: n.kv,
+		HeartbeatInterval: time.Duration(simTick), ElectionTimeout: time.Duration(10 * simTick),
+		LeaseReads: true, RandSeed: uint64(s.opts.Seed)*31 + uint64(n.id)*7 + uint64(n.incarnation),
+		MetricsInterval: time.Hour,
+	}
+	node, err := simhook.NewNode(context.Background(), cfg)
+	if err != nil {
+		s.violate("start node %d: %v", n.id, err)
+		n.up = false
+		return
+	}
+	n.node = node
+	s.schedule(simEvent{at: s.now + int64(s.rng.IntN(int(n.tickEvery))), kind: evTick, node: int(n.id - 1), n: n.incarnation})
+}
+
+// crash stops a node as a power loss would: writes it had not yet handed
+// to storage (queued for the next group commit) are lost, with the
+// messages that waited on them, and so is its state machine.
+func (s *sim) crash(n *simNode) {
+	if !n.up {
+		return
+	}
+	n.up = false
+	n.node = nil
+	s.res.Crashes++
+	s.logf("crash node %d", n.id)
+	_ = n.store.Close()
+	n.store = n.store.Reopen()
+	for _, c := range s.clients {
+		if c.pending != nil && c.pending.node == n {
+			c.giveUp(s)
+		}
+	}
+}
+
+func (s *sim) schedule(e simEvent) {
+	s.seq++
+	e.seq = s.seq
+	heap.Push(&s.events, e)
+}
+
+func (s *sim) violate(format string, args ...any) {
+	if s.res.Violation == "" {
+		s.res.Violation = fmt.Sprintf("t=%.3fs: ", float64(s.now)/1e9) + fmt.Sprintf(format, args...)
+	}
+}
+
+func (s *sim) run() {
+	limit := s.end + int64(settleLimit)
+	for len(s.events) > 0 && s.res.Violation == "" {
+		e := heap.Pop(&s.events).(simEvent)
+		if e.at > limit {
+			break
+		}
+		s.now = e.at
+		s.res.Events++
+		s.handle(e)
+		if !s.settled && s.now >= s.end {
+			s.settle()
+		}
+		if s.settled && s.converged() {
+			break
+		}
+		if s.res.Events%512 == 0 {
+			s.checks.logMatching(s)
+		}
+	}
+	s.res.SimTime = time.Duration(s.now)
+	if s.res.Violation != "" {
+		return
+	}
+	if !s.converged() {
+		s.violate("cluster did not converge within %v of the faults ending: %s", settleLimit, s.describe())
+		return
+	}
+	s.checks.logMatching(s)
+	s.checks.final(s)
+	s.res.Check = s.history.Check(time.Minute)
+	s.res.Ops = s.history.Len()
+}
+
+func (s *sim) handle(e simEvent) {
+	switch e.kind {
+	case evTick:
+		n := s.nodes[e.node]
+		if !n.up || n.incarnation != e.n {
+			return
+		}
+		n.node.Tick()
+		s.after(n)
+		s.schedule(simEvent{at: s.now + n.tickEvery, kind: evTick, node: e.node, n: e.n})
+	case evDeliver:
+		n := s.nodes[e.msg.To-1]
+		if !n.up || s.net.blocked(e.msg.From, e.msg.To) {
+			return
+		}
+		n.node.Deliver([]raft.Message{e.msg})
+		s.after(n)
+	case evWrite:
+		n := s.nodes[e.node]
+		if !n.up || n.incarnation != e.n || n.writeAt != s.now {
+			return
+		}
+		n.writeAt = 0
+		n.node.Write()
+		s.after(n)
+	case evApply:
+		n := s.nodes[e.node]
+		if !n.up || n.incarnation != e.n || n.applyAt != s.now {
+			return
+		}
+		n.applyAt = 0
+		n.node.Apply()
+		s.after(n)
+	case evClient:
+		s.clients[e.n].next(s)
+	case evFault:
+		s.fault()
+	}
+	s.pollClients()
+}
+
+// after runs once a node did some work: it schedules the node's pending
+// write and apply, and checks the invariants that concern it.
+func (s *sim) after(n *simNode) {
+	if !n.up {
+		return
+	}
+	if n.writeAt == 0 && n.node.HasWrite() {
+		n.writeAt = s.now + n.disk
+		s.schedule(simEvent{at: n.writeAt, kind: evWrite, node: int(n.id - 1), n: n.incarnation})
+	}
+	if n.applyAt == 0 && n.node.HasApply() {
+		n.applyAt = s.now + 20*us
+		s.schedule(simEvent{at: n.applyAt, kind: evApply, node: int(n.id - 1), n: n.incarnation})
+	}
+	s.checks.node(s, n)
+}
+
+// settle ends the faulty phase: the network heals and calms down, crashed
+// nodes restart, and clients stop starting new operations.
+func (s *sim) settle() {
+	s.settled = true
+	s.logf("faults end: healing and restarting")
+	s.net.heal()
+	s.net.calm()
+	for _, n := range s.nodes {
+		n.disk = 100 * us
+		if !n.up {
+			s.start(n)
+			s.after(n)
+		}
+	}
+}
+
+// converged reports whether every node holds the same log, committed and
+// applied, and no client operation is outstanding.
+func (s *sim) converged() bool {
+	for _, c := range s.clients {
+		if c.pending != nil {
+			return false
+		}
+	}
+	var last uint64
+	for i, n := range s.nodes {
+		if !n.up {
+			return false
+		}
+		st := n.node.Status()
+		if st.Commit != st.LastIndex || st.Applied != st.LastIndex || n.node.HasWrite() {
+			return false
+		}
+		if i > 0 && st.LastIndex != last {
+			return false
+		}
+		last = st.LastIndex
+	}
+	return true
+}
+
+func (s *sim) describe() string {
+	out := ""
+	for _, n := range s.nodes {
+		if !n.up {
+			out += fmt.Sprintf("[%d down] ", n.id)
+			continue
+		}
+		out += fmt.Sprintf("[%d: %s applied %d] ", n.id, n.node.Describe(), n.node.Status().Applied)
+	}
+	return out
+}
+
+func (s *sim) result() *SimResult {
+	r := s.res
+	return &r
+}
+
+// simEndpoint is a node's raft.Network in the simulation.
+type simEndpoint struct {
+	s  *sim
+	id raft.NodeID
+}
+
+func (e *simEndpoint) Start(raft.Handler) error { return nil }
+func (e *simEndpoint) SetPeers([]raft.Member)   {}
+func (e *simEndpoint) Close() error             { return nil }
+func (e *simEndpoint) Send(msgs []raft.Message) { e.s.net.send(msgs) }

@@ -1,0 +1,148 @@
+package rafttest
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/internal/simhook"
+)
+
+// simClient runs KV operations one at a time against the node it believes
+// leads, like an application client with a retry loop.
+type simClient struct {
+	id      int
+	seq     int
+	guess   int // index of the node tried next
+	pending *simOp
+}
+
+type simOp struct {
+	op     KVOp
+	cmd    []byte
+	handle simhook.Op
+	node   *simNode
+	call   int64
+	broken bool // served without confirmation (negative control)
+}
+
+// next starts the client's next operation.
+func (c *simClient) next(s *sim) {
+	if c.pending != nil || s.settled {
+		return
+	}
+	r := s.rng
+	c.seq++
+	key := fmt.Sprint("k", r.IntN(3))
+	var op KVOp
+	switch k := r.IntN(10); {
+	case k < 4:
+		op = KVOp{Kind: KVGet, Key: key}
+	case k < 8:
+		op = KVOp{Kind: KVPut, Key: key, Value: fmt.Sprintf("c%d-%d", c.id, c.seq)}
+	default:
+		// Compare against a value this client may have written.
+		old := ""
+		if c.seq > 1 && r.IntN(2) == 0 {
+			old = fmt.Sprintf("c%d-%d", c.id, c.seq-1-r.IntN(min(c.seq-1, 3)))
+		}
+		op = KVOp{Kind: KVCAS, Key: key, Old: old, Value: fmt.Sprintf("c%d-%d", c.id, c.seq)}
+	}
+	n := s.nodes[c.guess]
+	if !n.up {
+		c.retry(s, 0)
+		return
+	}
+	p := &simOp{op: op, node: n, call: s.now}
+	var err error
+	if op.Kind == KVGet {
+		if s.opts.BrokenReads && n.node.Status().Role == raft.RoleLeader {
+			// The negative control: a node that thinks it leads answers
+			// from its own state without asking a quorum.
+			s.history.Record(c.id, op, s.now, s.now, KVResult{Value: n.kv.Get(op.Key)})
+			c.done(s)
+			return
+		}
+		p.handle, err = n.node.Read(s.rng.IntN(2) == 0)
+	} else {
+		p.cmd = op.Encode()
+		p.handle, err = n.node.Propose(p.cmd)
+	}
+	s.after(n)
+	if err != nil {
+		// Refused before anything was appended: the operation did not
+		// happen; try the leader the node named, or another node.
+		var nl *raft.NotLeaderError
+		hint := raft.NodeID(0)
+		if errors.As(err, &nl) {
+			hint = nl.LeaderID
+		}
+		c.retry(s, hint)
+		return
+	}
+	c.pending = p
+}
+
+func (c *simClient) retry(s *sim, hint raft.NodeID) {
+	if hint != 0 {
+		c.guess = int(hint - 1)
+	} else {
+		c.guess = s.rng.IntN(len(s.nodes))
+	}
+	s.schedule(simEvent{at: s.now + 2*ms + int64(s.rng.IntN(int(5*ms))), kind: evClient, n: c.id})
+}
+
+func (c *simClient) done(s *sim) {
+	c.pending = nil
+	s.schedule(simEvent{at: s.now + int64(s.rng.IntN(int(3*ms))), kind: evClient, n: c.id})
+}
+
+// giveUp abandons the pending operation: its outcome is unknown.
+func (c *simClient) giveUp(s *sim) {
+	p := c.pending
+	s.history.RecordUnknown(c.id, p.op, p.call)
+	c.done(s)
+}
+
+// pollClients completes operations whose outcome arrived and gives up on
+// those that waited too long.
+func (s *sim) pollClients() {
+	for _, c := range s.clients {
+		p := c.pending
+		if p == nil {
+			continue
+		}
+		select {
+		case <-p.handle.Done():
+		default:
+			if s.now-p.call > clientWait {
+				c.giveUp(s)
+			}
+			continue
+		}
+		res, err := p.handle.Result()
+		switch {
+		case err == nil:
+			out := KVResult{}
+			switch p.op.Kind {
+			case KVGet:
+				out.Value = p.node.kv.Get(p.op.Key)
+			case KVCAS:
+				out.Swapped, _ = res.(bool)
+			}
+			s.history.Record(c.id, p.op, p.call, s.now, out)
+			if p.op.Kind != KVGet {
+				s.res.Acked++
+				s.checks.ack(s, p.handle.Index(), p.cmd)
+			}
+			c.done(s)
+		case errors.Is(err, raft.ErrProposalDropped), errors.Is(err, raft.ErrLeadershipLost),
+			errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrTransferInProgress):
+			// Definitely not applied (or, for a read, not served).
+			c.pending = nil
+			c.retry(s, 0)
+		default:
+			c.giveUp(s)
+		}
+	}
+}
