@@ -21,6 +21,8 @@ type ClusterOptions struct {
 	ElectionTimeout   time.Duration
 	// Configure, if set, adjusts each node's Config before it starts.
 	Configure func(*raft.Config)
+	// KV runs a KV state machine on each node instead of a bare Recorder.
+	KV bool
 }
 
 // Cluster runs Raft nodes in one process over an in-memory Network, each
@@ -40,6 +42,7 @@ type clusterMember struct {
 	node  *raft.Node // nil while crashed
 	store *memory.Storage
 	sm    *Recorder
+	kv    *KV // set with ClusterOptions.KV
 }
 
 // NewCluster starts n voters with IDs 1..n, initializes them as one
@@ -78,10 +81,26 @@ func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 
 func (c *Cluster) start(id raft.NodeID) {
 	c.t.Helper()
+	c.mu.Lock()
 	m := c.nodes[id]
-	m.sm = NewRecorder()
+	store := m.store
+	c.mu.Unlock()
+	var sm raft.StateMachine
+	if c.opts.KV {
+		kv := NewKV()
+		sm = kv
+		c.mu.Lock()
+		m.kv, m.sm = kv, kv.Recorder
+		c.mu.Unlock()
+	} else {
+		rec := NewRecorder()
+		sm = rec
+		c.mu.Lock()
+		m.sm = rec
+		c.mu.Unlock()
+	}
 	cfg := raft.Config{
-		ID: id, Storage: m.store, Network: c.Net.Endpoint(id), StateMachine: m.sm,
+		ID: id, Storage: store, Network: c.Net.Endpoint(id), StateMachine: sm,
 		HeartbeatInterval: c.opts.HeartbeatInterval, ElectionTimeout: c.opts.ElectionTimeout,
 		RandSeed: uint64(c.opts.Seed)*1000 + uint64(id),
 	}
@@ -116,8 +135,19 @@ func (c *Cluster) StateMachine(id raft.NodeID) *Recorder {
 	return c.nodes[id].sm
 }
 
+// KV returns node id's current KV state machine (with ClusterOptions.KV).
+func (c *Cluster) KV(id raft.NodeID) *KV {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id].kv
+}
+
 // Storage returns node id's storage.
-func (c *Cluster) Storage(id raft.NodeID) *memory.Storage { return c.nodes[id].store }
+func (c *Cluster) Storage(id raft.NodeID) *memory.Storage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id].store
+}
 
 // Crash stops node id abruptly, as a process crash: its storage keeps what
 // was durable, its state machine is lost.
@@ -137,8 +167,10 @@ func (c *Cluster) Crash(id raft.NodeID) {
 		c.t.Fatalf("crash node %d: %v", id, err)
 	}
 	_ = c.Net.Endpoint(id).Close()
+	c.mu.Lock()
 	_ = m.store.Close()
 	m.store = m.store.Reopen()
+	c.mu.Unlock()
 }
 
 // Restart starts a crashed node again on its storage, with a fresh state
