@@ -23,7 +23,6 @@ type simOp struct {
 	handle simhook.Op
 	node   *simNode
 	call   int64
-	broken bool // served without confirmation (negative control)
 }
 
 // next starts the client's next operation.
