@@ -104,7 +104,7 @@ func (h *eventHeap) Pop() any {
 
 type simNode struct {
 	id          raft.NodeID
-	store       *memory.Storage
+	store       *simStore
 	kv          *KV
 	node        simhook.Node
 	up          bool
@@ -157,13 +157,13 @@ func newSim(opts SimOptions) *sim {
 	}
 	for i := range s.opts.Nodes {
 		n := &simNode{
-			id:    raft.NodeID(i + 1),
-			store: memory.New(),
+			id: raft.NodeID(i + 1),
 			// Clock rates differ by up to ±4%: within the 10% drift
 			// that leases assume, so lease reads must stay correct.
 			tickEvery: simTick + int64(s.rng.IntN(int(simTick*8/100))) - simTick*4/100,
 			disk:      s.diskLatency(),
 		}
+		n.store = &simStore{Storage: memory.New(), s: s, id: n.id, chain: []uint64{0}}
 		s.nodes = append(s.nodes, n)
 		s.start(n)
 		if err := n.node.Bootstrap(s.members); err != nil {
@@ -223,7 +223,7 @@ func (s *sim) crash(n *simNode) {
 	s.res.Crashes++
 	s.logf("crash node %d", n.id)
 	_ = n.store.Close()
-	n.store = n.store.Reopen()
+	n.store.Storage = n.store.Storage.Reopen()
 	for _, c := range s.clients {
 		if c.pending != nil && c.pending.node == n {
 			c.giveUp(s)
@@ -259,9 +259,6 @@ func (s *sim) run() {
 		if s.settled && s.converged() {
 			break
 		}
-		if s.res.Events%512 == 0 {
-			s.checks.logMatching(s)
-		}
 	}
 	s.res.SimTime = time.Duration(s.now)
 	if s.res.Violation != "" {
@@ -271,7 +268,6 @@ func (s *sim) run() {
 		s.violate("cluster did not converge within %v of the faults ending: %s", settleLimit, s.describe())
 		return
 	}
-	s.checks.logMatching(s)
 	s.checks.final(s)
 	s.res.Check = s.history.Check(time.Minute)
 	s.res.Ops = s.history.Len()

@@ -1,7 +1,6 @@
 package rafttest
 
 import (
-	"encoding/binary"
 	"hash/fnv"
 
 	"github.com/raftkit/raftkit/raft"
@@ -117,28 +116,6 @@ func (c *simChecks) ack(s *sim, index uint64, cmd []byte) {
 		s.violate("write acknowledged at index %d, but node %d applied another command there", index, rec.node)
 	}
 	c.acked[index] = h
-}
-
-// logMatching checks every node's durable log against every entry seen so
-// far: two logs holding an entry with the same index and term hold the
-// same entries up to it (Raft paper §5.3).
-func (c *simChecks) logMatching(s *sim) {
-	var buf [24]byte
-	for _, n := range s.nodes {
-		var h uint64
-		for _, e := range n.store.AllEntries() {
-			binary.LittleEndian.PutUint64(buf[0:], h)
-			binary.LittleEndian.PutUint64(buf[8:], e.Term)
-			binary.LittleEndian.PutUint64(buf[16:], hashBytes(e.Data)^uint64(e.Type))
-			h = hashBytes(buf[:])
-			key := [2]uint64{e.Index, e.Term}
-			if prev, ok := c.chain[key]; ok && prev != h {
-				s.violate("log matching: node %d's log differs from another's before entry %d of term %d", n.id, e.Index, e.Term)
-				return
-			}
-			c.chain[key] = h
-		}
-	}
 }
 
 // final checks, once the cluster converged, that every acknowledged write

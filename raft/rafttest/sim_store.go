@@ -1,0 +1,52 @@
+package rafttest
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/raftkit/raftkit/adapters/storage/memory"
+	"github.com/raftkit/raftkit/raft"
+)
+
+// simStore is a node's disk in the simulation: a memory store (its Save is
+// the fsync boundary: a crash keeps what Save stored and loses everything
+// the node had not yet handed to it) that checks log matching on every
+// write. It keeps the chain hash of the log up to each index, so that two
+// logs holding an entry with the same index and term can be compared in
+// full at the cost of one hash per entry written.
+type simStore struct {
+	*memory.Storage
+	s     *sim
+	id    raft.NodeID
+	chain []uint64 // chain[i] is the hash of the log up to index i
+}
+
+func (st *simStore) Save(ctx context.Context, hs *raft.HardState, ents []raft.Entry) error {
+	if err := st.Storage.Save(ctx, hs, ents); err != nil {
+		return err
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	first := ents[0].Index
+	if uint64(len(st.chain)) > first {
+		st.chain = st.chain[:first]
+	}
+	for uint64(len(st.chain)) < first {
+		st.chain = append(st.chain, 0) // index 0, or a compacted prefix
+	}
+	var buf [24]byte
+	for _, e := range ents {
+		binary.LittleEndian.PutUint64(buf[0:], st.chain[e.Index-1])
+		binary.LittleEndian.PutUint64(buf[8:], e.Term)
+		binary.LittleEndian.PutUint64(buf[16:], hashBytes(e.Data)^uint64(e.Type))
+		h := hashBytes(buf[:])
+		st.chain = append(st.chain, h)
+		key := [2]uint64{e.Index, e.Term}
+		if prev, ok := st.s.checks.chain[key]; ok && prev != h {
+			st.s.violate("log matching: node %d's log differs from another's at or before entry %d of term %d", st.id, e.Index, e.Term)
+		}
+		st.s.checks.chain[key] = h
+	}
+	return nil
+}
