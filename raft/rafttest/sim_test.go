@@ -17,7 +17,7 @@ var (
 	simSeeds = flag.Int("seeds", 0, "number of simulation seeds TestSimulation runs (default 300, or 20 under -race)")
 	simFirst = flag.Int64("seed", 0, "run only this simulation seed (with a trace)")
 	simStart = flag.Int64("seedstart", 1, "first seed of TestSimulation's range")
-	simViz   = flag.String("simviz", "", "write porcupine's HTML view of a failing seed's history into this directory")
+	simViz   = flag.String("simviz", os.TempDir(), "directory for porcupine's HTML view of a failing seed's history")
 )
 
 // regressions are simulations that once failed, each named for the bug it
@@ -36,7 +36,10 @@ var regressions = []struct {
 // TestSimulation runs the deterministic simulator over many seeds. A
 // failure prints the command that replays it:
 //
-//	go test ./raft/rafttest -run 'TestSimulation$' -seed=N -v -simviz=DIR
+//	go test ./raft/rafttest -run 'TestSimulation$' -v -seed=N
+//
+// and writes porcupine's HTML view of a non-linearizable history to the
+// temporary directory (or -simviz=DIR).
 //
 // Long soaks: go test ./raft/rafttest -run 'TestSimulation$' -seeds=100000 -seedstart=1000 -timeout 0
 func TestSimulation(t *testing.T) {
@@ -137,15 +140,17 @@ func runSeed(t *testing.T, seed int64, trace bool) *SimResult {
 	if what == "" {
 		what = fmt.Sprintf("history of %d operations is not linearizable (checker timed out: %v)", r.Check.Ops, r.Check.TimedOut)
 	}
-	if *simViz != "" && r.Violation == "" {
-		path := filepath.Join(*simViz, fmt.Sprintf("sim-seed-%d.html", seed))
-		if err := os.MkdirAll(*simViz, 0o755); err == nil {
-			if err := r.Check.Visualize(path); err == nil {
-				t.Logf("history visualization: %s", path)
-			}
+	if r.Violation == "" {
+		path := filepath.Join(*simViz, fmt.Sprintf("raftkit-sim-seed-%d.html", seed))
+		if err := os.MkdirAll(*simViz, 0o755); err != nil {
+			t.Logf("cannot write the history visualization: %v", err)
+		} else if err := r.Check.Visualize(path); err != nil {
+			t.Logf("cannot write the history visualization: %v", err)
+		} else {
+			t.Logf("history visualization: %s", path)
 		}
 	}
-	t.Errorf("simulation seed %d failed: %s\nreplay: go test ./raft/rafttest -run 'TestSimulation$' -v -seed=%d -simviz=/tmp/raftkit-sim", seed, what, seed)
+	t.Errorf("simulation seed %d failed: %s\nreplay: go test ./raft/rafttest -run 'TestSimulation$' -v -seed=%d", seed, what, seed)
 	return nil
 }
 
