@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,10 @@ import (
 // applyTask is a batch of committed entries to apply.
 type applyTask struct {
 	batch engine.ApplyBatch
+	// restore installs a snapshot received from the leader; snapshot asks
+	// for a snapshot now (Node.Snapshot).
+	restore  *restoreTask
+	snapshot chan snapshotResult
 }
 
 // applier applies committed entries to the state machine on its own
@@ -29,11 +34,26 @@ type applier struct {
 
 	normal  []Entry
 	results []any
+
+	// What a snapshot taken now would describe: the term and membership
+	// at the applied index.
+	appliedTerm uint64
+	membership  Membership
+	// lastSnapshot is the latest snapshot's index; snapshotting is set
+	// while one is written; installing counts received snapshots being
+	// committed or restored.
+	lastSnapshot    atomic.Uint64
+	snapshotting    atomic.Bool
+	installing      atomic.Int64
+	snapshotWaiters []chan snapshotResult
 }
 
-func newApplier(n *Node, applied uint64) *applier {
+func newApplier(n *Node, applied uint64, snap SnapshotMeta) *applier {
 	a := &applier{n: n, signal: make(chan struct{}, 1)}
 	a.applied.Store(applied)
+	a.lastSnapshot.Store(snap.Index)
+	a.appliedTerm = snap.Term
+	a.membership = snap.Membership.Clone()
 	return a
 }
 
@@ -105,7 +125,16 @@ func (a *applier) applyQueued(buf []applyTask) ([]applyTask, error) {
 	a.tasks = buf[:0]
 	a.mu.Unlock()
 	for _, t := range tasks {
-		if err := a.apply(t.batch); err != nil {
+		var err error
+		switch {
+		case t.restore != nil:
+			err = a.restore(t.restore)
+		case t.snapshot != nil:
+			a.takeSnapshot(t.snapshot)
+		default:
+			err = a.apply(t.batch)
+		}
+		if err != nil {
 			a.n.fail(err)
 			a.failAll(err)
 			return nil, err
@@ -113,6 +142,7 @@ func (a *applier) applyQueued(buf []applyTask) ([]applyTask, error) {
 	}
 	clear(tasks)
 	a.releaseReads()
+	a.maybeSnapshot()
 	return tasks[:0], nil
 }
 
@@ -149,6 +179,11 @@ func (a *applier) apply(b engine.ApplyBatch) error {
 			hi = ents[0].Index
 		}
 		head, err := a.n.store.Entries(context.Background(), lo, hi, 4<<20)
+		if errors.Is(err, ErrCompacted) && a.installing.Load() > 0 {
+			// A snapshot from the leader replaced these entries; its
+			// restore, queued behind this batch, covers them.
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("raft: reading committed entries [%d, %d): %w", lo, hi, err)
 		}
@@ -169,10 +204,16 @@ func (a *applier) apply(b engine.ApplyBatch) error {
 func (a *applier) applyEntries(ents []Entry) error {
 	a.normal = a.normal[:0]
 	for i := range ents {
-		if ents[i].Type == EntryNormal {
+		switch ents[i].Type {
+		case EntryNormal:
 			a.normal = append(a.normal, ents[i])
+		case EntryConfig:
+			if m, err := DecodeMembership(ents[i].Data); err == nil {
+				a.membership = m
+			}
 		}
 	}
+	a.appliedTerm = ents[len(ents)-1].Term
 	if cap(a.results) < len(a.normal) {
 		a.results = make([]any, len(a.normal))
 	}

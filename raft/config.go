@@ -60,6 +60,21 @@ type Config struct {
 	// one fsync). Default 4096.
 	MaxProposalBatch int
 
+	// SnapshotEntries is how many entries past the last snapshot the
+	// applied index may run before a snapshot is taken automatically and
+	// the log compacted. Default 16384; negative disables automatic
+	// snapshots (Node.Snapshot still works).
+	SnapshotEntries int
+	// SnapshotTrailingEntries is how many entries before a snapshot's index
+	// stay in the log after compaction, so that followers a little behind
+	// catch up from the log rather than by snapshot. Default 4096; set
+	// NoTrailingEntries to keep none.
+	SnapshotTrailingEntries int
+	// SnapshotChunkBytes is the size of the chunks a snapshot is sent to a
+	// follower in. Default and maximum 512 KiB, so that a chunk fits within
+	// any transport's message limit.
+	SnapshotChunkBytes int
+
 	// MetricsInterval is how often metrics are published when nothing
 	// changes. Default 1s.
 	MetricsInterval time.Duration
@@ -68,6 +83,13 @@ type Config struct {
 	// RandSeed seeds election timeouts. Zero picks a seed from the clock.
 	RandSeed uint64
 }
+
+// NoTrailingEntries, as Config.SnapshotTrailingEntries, compacts the log
+// right up to each snapshot.
+const NoTrailingEntries = -1
+
+// MaxSnapshotChunkBytes is the largest snapshot chunk a node sends.
+const MaxSnapshotChunkBytes = 512 << 10
 
 func (c *Config) withDefaults() (Config, error) {
 	out := *c
@@ -103,6 +125,19 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&out.MaxInflightBytes, 32<<20)
 	def(&out.EntryCacheBytes, 64<<20)
 	def(&out.MaxProposalBatch, 4096)
+	if out.SnapshotEntries == 0 {
+		out.SnapshotEntries = 16384
+	}
+	def(&out.SnapshotChunkBytes, MaxSnapshotChunkBytes)
+	if out.SnapshotChunkBytes > MaxSnapshotChunkBytes {
+		return out, fmt.Errorf("%w: SnapshotChunkBytes %d above %d", ErrBadConfig, out.SnapshotChunkBytes, MaxSnapshotChunkBytes)
+	}
+	switch {
+	case out.SnapshotTrailingEntries == 0:
+		out.SnapshotTrailingEntries = 4096
+	case out.SnapshotTrailingEntries < 0:
+		out.SnapshotTrailingEntries = 0
+	}
 	if out.MetricsInterval <= 0 {
 		out.MetricsInterval = time.Second
 	}

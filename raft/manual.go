@@ -36,10 +36,10 @@ func (n *Node) fetchNow(f engine.Fetch) {
 		ents = nil
 	}
 	select {
-	case n.events <- loopEvent{fetched: &fetchResult{peer: f.Peer, lo: f.Lo, ents: ents}}:
+	case n.events <- loopEvent{fetched: &fetchResult{peer: f.Peer, lo: f.Lo, ents: ents, compacted: errors.Is(err, ErrCompacted)}}:
 	default:
 		// The queue is full: give up this fetch; the engine retries it.
-		n.eng.Fetched(f.Peer, f.Lo, nil)
+		n.eng.Fetched(f.Peer, f.Lo, nil, false)
 	}
 }
 
@@ -59,6 +59,7 @@ func (m *manualNode) Bootstrap(members []Member) error {
 func (m *manualNode) Tick() {
 	n := m.node()
 	n.eng.Tick()
+	n.tickSenders()
 	n.process()
 }
 
@@ -90,6 +91,7 @@ func (m *manualNode) Apply() {
 	if _, err := n.applier.applyQueued(nil); err != nil {
 		return
 	}
+	n.process() // take what the apply pass posted (snapshots)
 }
 
 func (m *manualNode) Propose(cmd []byte) (simhook.Op, error) {

@@ -36,6 +36,14 @@ type Metrics struct {
 	LastIndex    uint64
 	FirstIndex   uint64
 	Membership   Membership
+	// SnapshotIndex is the index of the latest snapshot (0 if none).
+	SnapshotIndex uint64
+	// SnapshotsTaken, SnapshotsSent and SnapshotsReceived count snapshots
+	// of this node's state, transfers started to followers, and snapshots
+	// installed from a leader, since the node started.
+	SnapshotsTaken    uint64
+	SnapshotsSent     uint64
+	SnapshotsReceived uint64
 	// Peers is filled on the leader only, ordered by ID.
 	Peers []PeerMetrics
 	// At is when the metrics were taken.
@@ -128,6 +136,8 @@ func (n *Node) publishMetrics() {
 		ID: n.cfg.ID, Group: n.cfg.Group, Role: s.Role, Term: s.Term, Leader: s.Leader,
 		LeaderAddr: n.lastView.leaderAddr, CommitIndex: s.Committed, AppliedIndex: n.applier.applied.Load(),
 		LastIndex: s.LastIndex, FirstIndex: s.FirstIndex, Membership: s.Membership, At: time.Now(),
+		SnapshotIndex: n.eng.SnapshotIndex(), SnapshotsTaken: n.snaps.taken.Load(),
+		SnapshotsSent: n.snaps.sent.Load(), SnapshotsReceived: n.snaps.received.Load(),
 	}
 	for _, p := range s.Peers {
 		m.Peers = append(m.Peers, PeerMetrics{

@@ -67,6 +67,8 @@ type Node struct {
 	spare    []*Future
 	batch    []Entry
 	manual   bool
+	senders  map[NodeID]*snapshotSender
+	snaps    snapshotCounters
 }
 
 // nodeView is the loop's latest state, published for lock-free reads.
@@ -104,6 +106,7 @@ func newNode(ctx context.Context, cfg Config, manual bool) (*Node, error) {
 		recvc:    make(chan []Message, 1024),
 		events:   make(chan loopEvent, 1024),
 		reads:    map[uint64]*readRequest{},
+		senders:  map[NodeID]*snapshotSender{},
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 		manual:   manual,
@@ -126,7 +129,7 @@ func newNode(ctx context.Context, cfg Config, manual bool) (*Node, error) {
 	}
 	n.metrics = newMetricsHub()
 	n.persister = newPersister(n)
-	n.applier = newApplier(n, applied)
+	n.applier = newApplier(n, applied, st.Snapshot)
 	n.updateView() // also hands the membership to the network
 	if err := n.net.Start(n); err != nil {
 		return nil, fmt.Errorf("raft: starting network: %w", err)
@@ -208,10 +211,12 @@ func (n *Node) Step(ctx context.Context, msgs []Message) error {
 // loop must handle. One channel carries them all, which keeps the loop's
 // select small (a select locks every channel it names).
 type loopEvent struct {
-	persisted *persisted
-	fetched   *fetchResult
-	read      *readRequest
-	fn        func()
+	persisted    *persisted
+	fetched      *fetchResult
+	read         *readRequest
+	fn           func()
+	snapshotDone *snapshotDone
+	installed    *snapshotInstalled
 }
 
 func (n *Node) post(ev loopEvent) {
@@ -226,7 +231,12 @@ func (n *Node) handleEvent(ev loopEvent) {
 	case ev.persisted != nil:
 		n.eng.Persisted(ev.persisted.index, ev.persisted.term)
 	case ev.fetched != nil:
-		n.eng.Fetched(ev.fetched.peer, ev.fetched.lo, ev.fetched.ents)
+		n.eng.Fetched(ev.fetched.peer, ev.fetched.lo, ev.fetched.ents, ev.fetched.compacted)
+	case ev.snapshotDone != nil:
+		n.snapshotFinished(ev.snapshotDone)
+	case ev.installed != nil:
+		n.eng.SnapshotInstalled(ev.installed.leader, ev.installed.meta)
+		n.log.Info("snapshot installed", "index", ev.installed.meta.Index, "leader", uint64(ev.installed.leader))
 	case ev.read != nil:
 		n.startRead(ev.read)
 	case ev.fn != nil:
@@ -249,6 +259,7 @@ func (n *Node) run() {
 			return
 		case <-ticker.C:
 			n.eng.Tick()
+			n.tickSenders()
 			if ticks++; ticks%metricsEvery == 0 {
 				n.publishMetrics()
 			}
@@ -319,6 +330,7 @@ func (n *Node) handleReady(rd engine.Ready) {
 	for _, f := range rd.Fetches {
 		n.fetch(f)
 	}
+	n.handleSnapshots(&rd)
 	for _, rs := range rd.ReadStates {
 		if r := n.reads[rs.Ctx]; r != nil {
 			delete(n.reads, rs.Ctx)
@@ -355,14 +367,15 @@ func (n *Node) fetch(f engine.Fetch) {
 			n.log.Warn("reading entries for a follower", "peer", uint64(f.Peer), "lo", f.Lo, "err", err)
 			ents = nil
 		}
-		n.post(loopEvent{fetched: &fetchResult{peer: f.Peer, lo: f.Lo, ents: ents}})
+		n.post(loopEvent{fetched: &fetchResult{peer: f.Peer, lo: f.Lo, ents: ents, compacted: errors.Is(err, ErrCompacted)}})
 	}()
 }
 
 type fetchResult struct {
-	peer NodeID
-	lo   uint64
-	ents []Entry
+	peer      NodeID
+	lo        uint64
+	ents      []Entry
+	compacted bool
 }
 
 // updateView publishes role, term, leader and membership, and pushes

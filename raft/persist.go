@@ -14,6 +14,10 @@ type persistJob struct {
 	ents   []Entry
 	msgs   []Message
 	notify chan error
+	// chunk is a snapshot chunk from the leader to write; own is this
+	// node's snapshot to commit. They are ordered with the log writes.
+	chunk *Message
+	own   *ownSnapshot
 }
 
 // persisted tells the loop that entries up to index (of term term) are
@@ -32,6 +36,10 @@ type persister struct {
 	queue  []persistJob
 	signal chan struct{}
 	buf    []Entry
+	recv   *snapshotReceiver
+	// floor is the index of the last snapshot installed from a leader:
+	// queued writes of entries at or below it are stale and skipped.
+	floor uint64
 }
 
 func newPersister(n *Node) *persister {
@@ -60,9 +68,7 @@ func (p *persister) run() {
 			p.mu.Lock()
 			jobs, p.queue = p.queue, nil
 			p.mu.Unlock()
-			if len(jobs) > 0 {
-				p.write(jobs, true)
-			}
+			p.flush(jobs, true)
 			return
 		}
 		jobs = p.writeQueued(jobs)
@@ -76,11 +82,36 @@ func (p *persister) writeQueued(buf []persistJob) []persistJob {
 	jobs := p.queue
 	p.queue = buf[:0]
 	p.mu.Unlock()
-	if len(jobs) > 0 {
-		p.write(jobs, false)
-	}
+	p.flush(jobs, false)
 	clear(jobs)
 	return jobs[:0]
+}
+
+// flush carries out jobs in order: runs of log writes are merged into one
+// Save each; snapshot jobs are carried out between them.
+func (p *persister) flush(jobs []persistJob, final bool) {
+	start := 0
+	for i := range jobs {
+		j := &jobs[i]
+		if j.chunk == nil && j.own == nil {
+			continue
+		}
+		if i > start {
+			p.write(jobs[start:i], final)
+		}
+		start = i + 1
+		if final {
+			continue // stopping: do not start snapshot work
+		}
+		if j.chunk != nil {
+			p.writeChunk(j.chunk)
+		} else {
+			p.commitOwn(j.own)
+		}
+	}
+	if start < len(jobs) {
+		p.write(jobs[start:], final)
+	}
 }
 
 // hasWork reports whether writes are queued.
@@ -107,6 +138,23 @@ func (p *persister) write(jobs []persistJob, final bool) {
 			ents = j.ents
 		}
 		msgs = append(msgs, j.msgs...)
+	}
+	if p.floor > 0 && withEntries > 0 {
+		// Entries queued before a snapshot from the leader was installed
+		// may lie under it: the snapshot replaced them.
+		withEntries = 0
+		for i := range jobs {
+			for len(jobs[i].ents) > 0 && jobs[i].ents[0].Index <= p.floor {
+				jobs[i].ents = jobs[i].ents[1:]
+			}
+			if len(jobs[i].ents) > 0 {
+				withEntries++
+				ents = jobs[i].ents
+			}
+		}
+		if withEntries == 0 {
+			ents = nil
+		}
 	}
 	if withEntries > 1 {
 		// Merge the batches, later ones replacing suffixes of earlier ones.

@@ -189,13 +189,21 @@ type Ready struct {
 	TransferAborted bool
 	// ConfigChanged reports a membership change since the last Ready.
 	ConfigChanged bool
+	// SendSnapshots lists followers to stream the latest snapshot to.
+	SendSnapshots []NodeID
+	// SnapshotAcks are acknowledgements for the runtime's snapshot senders.
+	SnapshotAcks []SnapshotAck
+	// SnapshotChunks are MsgSnap chunks from the leader to write to storage
+	// (in order, with the other writes) and acknowledge.
+	SnapshotChunks []Message
 }
 
 // IsEmpty reports whether rd asks for nothing.
 func (rd *Ready) IsEmpty() bool {
 	return rd.HardState == nil && len(rd.Entries) == 0 && len(rd.Messages) == 0 &&
 		len(rd.AfterPersist) == 0 && rd.Apply.Hi == 0 && len(rd.Fetches) == 0 &&
-		len(rd.ReadStates) == 0 && len(rd.FailedReads) == 0 && !rd.TransferAborted && !rd.ConfigChanged
+		len(rd.ReadStates) == 0 && len(rd.FailedReads) == 0 && !rd.TransferAborted && !rd.ConfigChanged &&
+		len(rd.SendSnapshots) == 0 && len(rd.SnapshotAcks) == 0 && len(rd.SnapshotChunks) == 0
 }
 
 // Engine is the Raft state machine of one node in one group.
@@ -242,9 +250,12 @@ type Engine struct {
 	commitDirty   bool
 	sentCommitMax uint64
 
-	msgs         []Message
-	afterPersist []Message
-	fetches      []Fetch
+	msgs           []Message
+	afterPersist   []Message
+	fetches        []Fetch
+	sendSnapshots  []NodeID
+	snapshotAcks   []SnapshotAck
+	snapshotChunks []Message
 }
 
 // New returns an engine restored to st.
@@ -360,6 +371,7 @@ func (e *Engine) tickLeader() {
 		e.heartbeatElapsed = 0
 		e.bcastHeartbeat()
 	}
+	e.tickSnapshots()
 }
 
 // checkQuorum reports whether a quorum was heard from since the last
@@ -460,9 +472,7 @@ func (e *Engine) stepFollower(m Message) {
 	case MsgSnap:
 		e.electionElapsed = 0
 		e.lead = m.From
-		// Snapshot installation arrives with the snapshot work; until
-		// then refuse so that the leader does not wait on us.
-		e.send(Message{Type: MsgSnapResp, To: m.From, Reject: true, Index: e.log.last})
+		e.handleSnapshotChunk(m)
 	}
 }
 
@@ -541,6 +551,9 @@ func (e *Engine) Ready() Ready {
 	rd.FailedReads, e.reads.failed = e.reads.failed, nil
 	rd.TransferAborted, e.transferAborted = e.transferAborted, false
 	rd.ConfigChanged, e.configChanged = e.configChanged, false
+	rd.SendSnapshots, e.sendSnapshots = e.sendSnapshots, nil
+	rd.SnapshotAcks, e.snapshotAcks = e.snapshotAcks, nil
+	rd.SnapshotChunks, e.snapshotChunks = e.snapshotChunks, nil
 	return rd
 }
 

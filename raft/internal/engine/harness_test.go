@@ -101,7 +101,7 @@ func (w *world) collect() bool {
 			n.applied = append(n.applied, ents...)
 		}
 		for _, f := range rd.Fetches {
-			n.e.Fetched(f.Peer, f.Lo, n.durableRange(f.Lo, f.Hi))
+			n.e.Fetched(f.Peer, f.Lo, n.durableRange(f.Lo, f.Hi), false)
 		}
 		n.reads = append(n.reads, rd.ReadStates...)
 		n.failed = append(n.failed, rd.FailedReads...)

@@ -375,3 +375,36 @@ func (l *raftLog) commitTo(i uint64) bool {
 	}
 	return false
 }
+
+// compactTo records that storage dropped entries up to index, which a
+// snapshot covers.
+func (l *raftLog) compactTo(index uint64) {
+	if index < l.first || index > l.snapIndex {
+		return
+	}
+	l.first = index + 1
+	i := 0
+	for i+1 < len(l.runs) && l.runs[i+1].start <= l.first {
+		i++
+	}
+	l.runs = l.runs[i:]
+}
+
+// installSnapshot makes the log start after snap, a snapshot received from
+// the leader and already durable. If the log holds snap's last entry, the
+// entries after it stay (Raft paper §7); otherwise the whole log is gone.
+func (l *raftLog) installSnapshot(snap SnapshotMeta) {
+	if snap.Index <= l.last && l.matchTerm(snap.Index, snap.Term) {
+		l.snapIndex, l.snapTerm = snap.Index, snap.Term
+		l.committed = max(l.committed, snap.Index)
+		l.applying = max(l.applying, snap.Index)
+		return
+	}
+	l.snapIndex, l.snapTerm = snap.Index, snap.Term
+	l.first, l.last = snap.Index+1, snap.Index
+	l.runs = append(l.runs[:0], termRun{start: snap.Index, term: snap.Term})
+	l.committed = max(l.committed, snap.Index)
+	l.applying, l.persisted, l.handedOff = snap.Index, snap.Index, snap.Index
+	clear(l.blocks)
+	l.blocks, l.cacheBytes, l.cacheFirst = nil, 0, snap.Index+1
+}

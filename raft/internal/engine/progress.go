@@ -34,8 +34,10 @@ type progress struct {
 	// fetching is set while the runtime reads entries from storage for
 	// this peer; nothing more is sent until they arrive.
 	fetching bool
-	// pendingSnapshot is the index of the snapshot being sent.
-	pendingSnapshot uint64
+	// pendingSnapshot is the index of the snapshot being sent, and
+	// snapshotProgress the tick of the transfer's last sign of progress.
+	pendingSnapshot  uint64
+	snapshotProgress uint64
 
 	inflights     []inflight
 	inflightBytes int

@@ -61,9 +61,10 @@ func (e *Engine) sendApp(pr *progress, sendEmpty bool) {
 		}
 		prevIndex := pr.next - 1
 		prevTerm, ok := e.log.term(prevIndex)
-		if !ok {
-			// The entries the peer needs were compacted away: it needs a
-			// snapshot, which the snapshot path provides.
+		if !ok || pr.next < e.log.first {
+			// The entries the peer needs were compacted away: never send
+			// what the log no longer holds; send the snapshot instead.
+			e.startSnapshot(pr)
 			return
 		}
 		var ents []Entry
@@ -96,13 +97,18 @@ func (e *Engine) sendEntries(pr *progress, prevIndex, prevTerm uint64, ents []En
 }
 
 // Fetched hands back entries read from storage for a Fetch. ents may be
-// empty when the read failed; the peer is then retried later.
-func (e *Engine) Fetched(peer NodeID, lo uint64, ents []Entry) {
+// empty when the read failed; the peer is then retried later, or sent the
+// snapshot if compacted reports that storage no longer holds lo.
+func (e *Engine) Fetched(peer NodeID, lo uint64, ents []Entry, compacted bool) {
 	pr := e.prs[peer]
 	if pr == nil || e.role != Leader {
 		return
 	}
 	pr.fetching = false
+	if compacted && pr.next == lo {
+		e.startSnapshot(pr)
+		return
+	}
 	if len(ents) == 0 || pr.next != lo || ents[0].Index != lo {
 		return
 	}
@@ -210,7 +216,7 @@ func (e *Engine) stepLeader(m Message) {
 			e.sendApp(pr, true)
 		}
 	case MsgSnapResp:
-		// Snapshot transfer is handled by the snapshot path.
+		e.handleSnapResp(pr, m)
 	}
 }
 
