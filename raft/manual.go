@@ -119,6 +119,10 @@ func (m *manualNode) Read(lease bool) (simhook.Op, error) {
 	return r, nil
 }
 
+func (m *manualNode) TakeSnapshot() {
+	m.node().applier.enqueue(applyTask{snapshot: make(chan snapshotResult, 1)})
+}
+
 func (m *manualNode) Transfer(to NodeID) error {
 	n := m.node()
 	err := n.eng.TransferLeadership(to)
@@ -135,6 +139,8 @@ func (m *manualNode) Status() simhook.Status {
 		Role: n.eng.Role(), Term: n.eng.Term(), Leader: n.eng.Leader(),
 		Commit: n.eng.Committed(), Applied: n.applier.applied.Load(),
 		LastIndex: n.eng.LastIndex(), Failed: n.Err(),
+		FirstIndex: n.eng.Status().FirstIndex, SnapshotIndex: n.eng.SnapshotIndex(),
+		Taken: n.snaps.taken.Load(), Installed: n.snaps.received.Load(),
 	}
 }
 

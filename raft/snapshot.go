@@ -263,6 +263,16 @@ func (a *applier) restore(t *restoreTask) error {
 	if err != nil {
 		return fmt.Errorf("raft: opening installed snapshot: %w", err)
 	}
+	if meta.Index <= a.applied.Load() {
+		// Entries reached us during the transfer and the state machine
+		// is already past the snapshot: restoring would take it back.
+		// The log still holds those entries (storage keeps a log that
+		// contains the snapshot's last entry), so nothing is lost.
+		rc.Close()
+		a.lastSnapshot.Store(max(a.lastSnapshot.Load(), meta.Index))
+		n.post(loopEvent{installed: &snapshotInstalled{leader: t.leader, meta: meta}})
+		return nil
+	}
 	err = n.cfg.StateMachine.Restore(rc)
 	rc.Close()
 	if err != nil {

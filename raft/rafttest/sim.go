@@ -40,6 +40,7 @@ type SimResult struct {
 	Check CheckResult
 	// Counters describing the run.
 	Events, Ops, Acked, Crashes, Partitions, Transfers, Elections int
+	SnapshotsTaken, SnapshotsInstalled                            int
 	SimTime                                                       time.Duration
 }
 
@@ -118,6 +119,8 @@ type simNode struct {
 	lastCommit  uint64
 	lastApplied uint64
 	seenApplied int
+	// snapshot counters seen in this incarnation
+	lastTaken, lastInstalled uint64
 }
 
 type sim struct {
@@ -135,6 +138,9 @@ type sim struct {
 	settled bool
 	checks  simChecks
 	res     SimResult
+	// Snapshot policy for the run, drawn from the seed: often small, so
+	// that compaction races replication and followers install snapshots.
+	snapEvery, snapTrailing, snapChunk int
 }
 
 func newSim(opts SimOptions) *sim {
@@ -150,6 +156,9 @@ func newSim(opts SimOptions) *sim {
 	}
 	s.res.Seed = opts.Seed
 	s.end = int64(s.opts.Duration)
+	s.snapEvery = 20 + s.rng.IntN(400)
+	s.snapTrailing = []int{raft.NoTrailingEntries, 1 + s.rng.IntN(10), 10 + s.rng.IntN(200)}[s.rng.IntN(3)]
+	s.snapChunk = 64 + s.rng.IntN(4096)
 	s.checks.init()
 	s.net.init(s)
 	for i := 1; i <= s.opts.Nodes; i++ {
@@ -195,11 +204,13 @@ func (s *sim) start(n *simNode) {
 	n.up = true
 	n.writeAt, n.applyAt = 0, 0
 	n.lastRole, n.lastTerm, n.lastCommit, n.lastApplied, n.seenApplied = 0, 0, 0, 0, 0
+	n.lastTaken, n.lastInstalled = 0, 0
 	cfg := raft.Config{
 		ID: n.id, Storage: n.store, Network: &simEndpoint{s: s, id: n.id}, StateMachine: n.kv,
 		HeartbeatInterval: time.Duration(simTick), ElectionTimeout: time.Duration(10 * simTick),
 		LeaseReads: true, RandSeed: uint64(s.opts.Seed)*31 + uint64(n.id)*7 + uint64(n.incarnation),
 		MetricsInterval: time.Hour,
+		SnapshotEntries: s.snapEvery, SnapshotTrailingEntries: s.snapTrailing, SnapshotChunkBytes: s.snapChunk,
 	}
 	node, err := simhook.NewNode(context.Background(), cfg)
 	if err != nil {

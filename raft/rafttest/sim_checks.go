@@ -70,6 +70,9 @@ func (c *simChecks) node(s *sim, n *simNode) {
 		s.violate("node %d applied %d beyond commit %d", n.id, st.Applied, st.Commit)
 	}
 	n.lastRole, n.lastTerm, n.lastCommit, n.lastApplied = st.Role, st.Term, st.Commit, st.Applied
+	s.res.SnapshotsTaken += int(st.Taken - n.lastTaken)
+	s.res.SnapshotsInstalled += int(st.Installed - n.lastInstalled)
+	n.lastTaken, n.lastInstalled = st.Taken, st.Installed
 	if v := n.kv.Violations(); len(v) > 0 {
 		s.violate("node %d apply contract: %v", n.id, v[0])
 	}
@@ -97,6 +100,9 @@ func (c *simChecks) leaderComplete(s *sim, n *simNode, term uint64) {
 		rec, ok := c.applied[i]
 		if !ok {
 			continue
+		}
+		if st := n.node.Status(); i < st.FirstIndex && i <= st.SnapshotIndex {
+			continue // compacted into the leader's snapshot
 		}
 		if t, ok := n.node.TermAt(i); !ok || t != rec.term {
 			s.violate("leader completeness: node %d leads term %d without committed entry %d (term %d; it has %d, %v)",

@@ -133,6 +133,12 @@ func (s *sim) fault() {
 		for _, n := range s.nodes {
 			n.disk = s.diskLatency()
 		}
+	case k < 96: // a snapshot and compaction at a random point
+		if n := s.nodes[r.IntN(nodes)]; n.up {
+			n.node.TakeSnapshot()
+			s.logf("snapshot requested on node %d", n.id)
+			s.after(n)
+		}
 	default: // leadership transfer
 		for _, n := range s.nodes {
 			if n.up && n.node.Status().Role == raft.RoleLeader {

@@ -50,3 +50,40 @@ func (st *simStore) Save(ctx context.Context, hs *raft.HardState, ents []raft.En
 	}
 	return nil
 }
+
+// CreateSnapshot wraps the store's writer so that the chain of hashes
+// follows a snapshot that replaces the log.
+func (st *simStore) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (raft.SnapshotWriter, error) {
+	w, err := st.Storage.CreateSnapshot(ctx, meta)
+	if err != nil {
+		return nil, err
+	}
+	return &simSnapshotWriter{SnapshotWriter: w, st: st, meta: meta}, nil
+}
+
+type simSnapshotWriter struct {
+	raft.SnapshotWriter
+	st   *simStore
+	meta raft.SnapshotMeta
+}
+
+func (w *simSnapshotWriter) Commit(ctx context.Context) error {
+	st := w.st
+	kept, _ := st.Storage.Term(ctx, w.meta.Index)
+	keeps := kept == w.meta.Term && w.meta.Index < uint64(len(st.chain))
+	if err := w.SnapshotWriter.Commit(ctx); err != nil {
+		return err
+	}
+	if keeps {
+		return nil // the log holds the snapshot's last entry and stays
+	}
+	// The log is replaced by the snapshot: continue the chain from the
+	// hash every node agrees on for its last entry.
+	h, ok := st.s.checks.chain[[2]uint64{w.meta.Index, w.meta.Term}]
+	if !ok {
+		st.s.violate("node %d installed a snapshot ending at entry %d of term %d, which no node ever wrote", st.id, w.meta.Index, w.meta.Term)
+	}
+	st.chain = make([]uint64, w.meta.Index+1)
+	st.chain[w.meta.Index] = h
+	return nil
+}

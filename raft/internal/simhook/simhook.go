@@ -29,6 +29,13 @@ type Status struct {
 	Applied   uint64
 	LastIndex uint64
 	Failed    error
+	// FirstIndex is the first index still in the log; SnapshotIndex the
+	// latest snapshot's. Snapshots counts snapshots taken and installed
+	// since this incarnation started.
+	FirstIndex    uint64
+	SnapshotIndex uint64
+	Taken         uint64
+	Installed     uint64
 }
 
 // Node is a raft.Node whose units of work run only when called. Each call
@@ -54,6 +61,9 @@ type Node interface {
 	// Read starts a linearizable read (ReadIndex, or a lease read when
 	// lease is set) without blocking.
 	Read(lease bool) (Op, error)
+	// TakeSnapshot asks for a snapshot and compaction now; the work runs
+	// in the following Apply and Write steps.
+	TakeSnapshot()
 	// Transfer starts a leadership transfer.
 	Transfer(to engine.NodeID) error
 	// Status reports the node's state.
