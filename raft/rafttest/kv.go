@@ -11,6 +11,9 @@ import (
 	"github.com/raftkit/raftkit/raft"
 )
 
+// NoTrailing is raft.NoTrailingEntries, re-exported for test tables.
+const NoTrailing = raft.NoTrailingEntries
+
 // KVOp is an operation of the KV workload: a write (Put, CAS) goes through
 // the log, a read (Get) through ReadIndex or a lease read.
 type KVOp struct {
@@ -110,16 +113,26 @@ func (kv *KV) Get(key string) string {
 	return kv.data[key]
 }
 
-// Snapshot captures the map.
+// Snapshot captures the map and the Recorder's history (so that the
+// exactly-once checks survive a restore).
 func (kv *KV) Snapshot() (raft.Snapshot, error) {
+	rs, err := kv.Recorder.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	var rec bytes.Buffer
+	if _, err := rs.WriteTo(&rec); err != nil {
+		return nil, err
+	}
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
+	b := binary.AppendUvarint(nil, uint64(rec.Len()))
+	b = append(b, rec.Bytes()...)
 	keys := make([]string, 0, len(kv.data))
 	for k := range kv.data {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var b []byte
 	for _, k := range keys {
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
@@ -135,6 +148,14 @@ func (kv *KV) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return fmt.Errorf("%w: kv snapshot", raft.ErrCorrupt)
+	}
+	if err := kv.Recorder.Restore(bytes.NewReader(b[k : k+int(n)])); err != nil {
+		return err
+	}
+	b = b[k+int(n):]
 	data := map[string]string{}
 	for len(b) > 0 {
 		var kvs [2]string
