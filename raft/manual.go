@@ -141,6 +141,7 @@ func (m *manualNode) Status() simhook.Status {
 		LastIndex: n.eng.LastIndex(), Failed: n.Err(),
 		FirstIndex: n.eng.Status().FirstIndex, SnapshotIndex: n.eng.SnapshotIndex(),
 		Taken: n.snaps.taken.Load(), Installed: n.snaps.received.Load(),
+		Receiving: n.persister.recv != nil,
 	}
 }
 

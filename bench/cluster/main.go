@@ -17,6 +17,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,10 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "measured duration")
 	warmup := flag.Duration("warmup", time.Second, "unmeasured warm-up")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	snapEvery := flag.Int("snapshot-entries", 0, "snapshot every N entries (0: the library default, -1: never)")
+	reportEvery := flag.Duration("report-every", 0, "print throughput and resident memory to stderr at this interval")
 	flag.Parse()
-	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile); err != nil {
+	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
@@ -71,7 +74,7 @@ func (s counterSnapshot) WriteTo(w io.Writer) (int64, error) {
 
 func (counterSnapshot) Release() {}
 
-func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string) error {
+func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration) error {
 	ctx := context.Background()
 	network := rafttest.NewNetwork()
 	defer network.Close()
@@ -85,6 +88,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 			ID: raft.NodeID(i), Storage: memory.New(), Network: network.Endpoint(raft.NodeID(i)),
 			StateMachine:      &counter{},
 			HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
+			SnapshotEntries: snapEvery,
 		})
 		if err != nil {
 			return err
@@ -138,7 +142,24 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	}
 	measuring.Store(true)
 	start := time.Now()
-	time.Sleep(duration)
+	if reportEvery > 0 {
+		done := time.After(duration)
+		last, lastOps := start, int64(0)
+	loop:
+		for {
+			select {
+			case <-done:
+				break loop
+			case now := <-time.After(reportEvery):
+				cur := ops.Load()
+				fmt.Fprintf(os.Stderr, "t=%s ops_per_s=%.0f rss_mb=%d\n", now.Sub(start).Round(time.Second),
+					float64(cur-lastOps)/now.Sub(last).Seconds(), rssMB())
+				last, lastOps = now, cur
+			}
+		}
+	} else {
+		time.Sleep(duration)
+	}
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	stop.Store(true)
@@ -161,6 +182,22 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	fmt.Printf("raftkit nodes=%d storage=memory clients=%d size=%d ops=%d ops_per_s=%.0f p50_us=%d p99_us=%d\n",
 		n, clients, size, total, float64(total)/elapsed.Seconds(), pct(0.50), pct(0.99))
 	return nil
+}
+
+// rssMB returns the process's resident set size in MiB (Linux), or 0.
+func rssMB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 func waitLeader(nodes []*raft.Node, timeout time.Duration) *raft.Node {

@@ -40,7 +40,7 @@ type SimResult struct {
 	Check CheckResult
 	// Counters describing the run.
 	Events, Ops, Acked, Crashes, Partitions, Transfers, Elections int
-	SnapshotsTaken, SnapshotsInstalled                            int
+	SnapshotsTaken, SnapshotsInstalled, CrashesDuringInstall      int
 	SimTime                                                       time.Duration
 }
 
@@ -228,6 +228,9 @@ func (s *sim) start(n *simNode) {
 func (s *sim) crash(n *simNode) {
 	if !n.up {
 		return
+	}
+	if n.node.Status().Receiving {
+		s.res.CrashesDuringInstall++
 	}
 	n.up = false
 	n.node = nil

@@ -36,6 +36,8 @@ type Status struct {
 	SnapshotIndex uint64
 	Taken         uint64
 	Installed     uint64
+	// Receiving is set while a snapshot from the leader is partly written.
+	Receiving bool
 }
 
 // Node is a raft.Node whose units of work run only when called. Each call
