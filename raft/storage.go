@@ -21,10 +21,12 @@ type State struct {
 
 // Storage persists one node's Raft log, hard state and latest snapshot.
 //
-// The runtime calls Storage from more than one goroutine: writes (Save,
-// CreateSnapshot, Compact) come from one goroutine at a time, while reads
-// (Entries, Term, OpenSnapshot) may run concurrently with them and with each
-// other. Every method that returns a nil error promises the effect is
+// The runtime calls Storage from more than one goroutine. Save, Compact and
+// SnapshotWriter.Commit are never called concurrently with one another (one
+// goroutine orders every change to the log). Writing a snapshot's bytes
+// (CreateSnapshot, SnapshotWriter.Write, Abort) may run concurrently with
+// them, and reads (Entries, Term, OpenSnapshot) may run concurrently with
+// everything, including each other. Every method that returns a nil error promises the effect is
 // durable: it survives a crash of the process and of the machine.
 //
 // Membership is not stored separately: it lives in EntryConfig entries and in
