@@ -99,16 +99,7 @@ func runtimeClient(c *Cluster, h *History, client int, seed int64, now func() in
 			return
 		default:
 		}
-		key := fmt.Sprint("k", r.IntN(3))
-		var op KVOp
-		switch k := r.IntN(10); {
-		case k < 4:
-			op = KVOp{Kind: KVGet, Key: key}
-		case k < 8:
-			op = KVOp{Kind: KVPut, Key: key, Value: fmt.Sprintf("c%d-%d", client, seq)}
-		default:
-			op = KVOp{Kind: KVCAS, Key: key, Old: fmt.Sprintf("c%d-%d", client, seq-1), Value: fmt.Sprintf("c%d-%d", client, seq)}
-		}
+		op := RandomKVOp(r, client, seq)
 		id := c.Leader()
 		if id == 0 {
 			id = raft.NodeID(1 + r.IntN(5))

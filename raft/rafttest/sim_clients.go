@@ -3,6 +3,7 @@ package rafttest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/internal/simhook"
@@ -25,6 +26,26 @@ type simOp struct {
 	call   int64
 }
 
+// RandomKVOp draws the workload's next operation for client's seq-th
+// call: gets, puts and compare-and-sets over three keys, with values unique
+// to the client and call, so that a history says exactly which write a read
+// saw.
+func RandomKVOp(r *rand.Rand, client, seq int) KVOp {
+	key := fmt.Sprint("k", r.IntN(3))
+	switch k := r.IntN(10); {
+	case k < 4:
+		return KVOp{Kind: KVGet, Key: key}
+	case k < 8:
+		return KVOp{Kind: KVPut, Key: key, Value: fmt.Sprintf("c%d-%d", client, seq)}
+	}
+	// Compare against a value this client may have written.
+	old := ""
+	if seq > 1 && r.IntN(2) == 0 {
+		old = fmt.Sprintf("c%d-%d", client, seq-1-r.IntN(min(seq-1, 3)))
+	}
+	return KVOp{Kind: KVCAS, Key: key, Old: old, Value: fmt.Sprintf("c%d-%d", client, seq)}
+}
+
 // next starts the client's next operation.
 func (c *simClient) next(s *sim) {
 	if c.pending != nil || s.settled {
@@ -32,21 +53,7 @@ func (c *simClient) next(s *sim) {
 	}
 	r := s.rng
 	c.seq++
-	key := fmt.Sprint("k", r.IntN(3))
-	var op KVOp
-	switch k := r.IntN(10); {
-	case k < 4:
-		op = KVOp{Kind: KVGet, Key: key}
-	case k < 8:
-		op = KVOp{Kind: KVPut, Key: key, Value: fmt.Sprintf("c%d-%d", c.id, c.seq)}
-	default:
-		// Compare against a value this client may have written.
-		old := ""
-		if c.seq > 1 && r.IntN(2) == 0 {
-			old = fmt.Sprintf("c%d-%d", c.id, c.seq-1-r.IntN(min(c.seq-1, 3)))
-		}
-		op = KVOp{Kind: KVCAS, Key: key, Old: old, Value: fmt.Sprintf("c%d-%d", c.id, c.seq)}
-	}
+	op := RandomKVOp(r, c.id, c.seq)
 	n := s.nodes[c.guess]
 	if !n.up {
 		c.retry(s, 0)
