@@ -16,7 +16,6 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,14 +105,14 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	payload := make([]byte, size)
 	var measuring, stop atomic.Bool
 	var ops atomic.Int64
-	lat := make([][]uint32, clients)
+	lat := make([]*histogram, clients)
 	var wg sync.WaitGroup
 	var failure atomic.Value
 	for c := 0; c < clients; c++ {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
-			samples := make([]uint32, 0, 1<<16)
+			h := &histogram{}
 			for !stop.Load() {
 				start := time.Now()
 				if _, err := leader.Propose(ctx, payload); err != nil {
@@ -121,11 +120,11 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 					return
 				}
 				if measuring.Load() {
-					samples = append(samples, uint32(time.Since(start)/time.Microsecond))
+					h.add(uint64(time.Since(start) / time.Microsecond))
 					ops.Add(1)
 				}
 			}
-			lat[c] = samples
+			lat[c] = h
 		}(c)
 	}
 	time.Sleep(warmup)
@@ -167,17 +166,13 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	if err, ok := failure.Load().(error); ok {
 		return fmt.Errorf("a client failed: %w", err)
 	}
-	var all32 []uint32
-	for _, s := range lat {
-		all32 = append(all32, s...)
-	}
-	slices.Sort(all32)
-	pct := func(p float64) uint32 {
-		if len(all32) == 0 {
-			return 0
+	var merged histogram
+	for _, h := range lat {
+		if h != nil {
+			merged.merge(h)
 		}
-		return all32[min(len(all32)-1, int(float64(len(all32))*p))]
 	}
+	pct := merged.percentile
 	total := ops.Load()
 	fmt.Printf("raftkit nodes=%d storage=memory clients=%d size=%d ops=%d ops_per_s=%.0f p50_us=%d p99_us=%d\n",
 		n, clients, size, total, float64(total)/elapsed.Seconds(), pct(0.50), pct(0.99))

@@ -141,21 +141,36 @@ func (e *Engine) becomeLeader() {
 func (e *Engine) syncProgress() {
 	ids := e.membership.IDs()
 	for id := range e.prs {
-		if !containsID(ids, id) {
-			delete(e.prs, id)
+		if !containsID(ids, id) && id != e.id {
+			ids = append(ids, id) // departing: kept until it holds its removal
 		}
 	}
+	sortIDs(ids)
 	e.peers = e.peers[:0]
 	for _, id := range ids { // ascending
 		if id == e.id {
 			continue
 		}
 		pr := e.prs[id]
+		member := e.membership.Contains(id)
 		if pr == nil {
+			if !member {
+				continue
+			}
 			pr = &progress{id: id, next: e.log.last + 1, lastContact: e.now, recentActive: true}
 			e.prs[id] = pr
 		}
 		pr.voter = e.membership.IsVoter(id)
+		switch {
+		case member:
+			pr.departAt = 0
+		case pr.departAt == 0:
+			pr.departAt = e.pendingConfIndex
+		}
+		if pr.departAt > 0 && pr.match >= pr.departAt {
+			delete(e.prs, id)
+			continue
+		}
 		e.peers = append(e.peers, pr)
 	}
 }

@@ -398,6 +398,11 @@ func (e *Engine) Step(m Message) error {
 	if m.Group != e.group || m.To != e.id {
 		return fmt.Errorf("%w: group %d to %d", ErrWrongTarget, m.Group, m.To)
 	}
+	if (m.Type == MsgVote || m.Type == MsgPreVote) && !e.membership.IsEmpty() && !e.membership.Contains(m.From) {
+		// A removed (or never added) node must not disrupt the cluster
+		// (thesis §4.2.3): its requests are ignored, terms included.
+		return nil
+	}
 	switch {
 	case m.Term > e.term:
 		if (m.Type == MsgVote || m.Type == MsgPreVote) && !m.Transfer && e.inLease() {
@@ -525,6 +530,8 @@ func (e *Engine) Ready() Ready {
 		if e.commitDirty {
 			e.commitDirty = false
 			e.maybeCommit()
+			e.maybeLeaveJoint()
+			e.maybeStepDownRemoved()
 		}
 		e.flushReads()
 		e.flushCommit()

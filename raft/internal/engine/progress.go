@@ -51,6 +51,9 @@ type progress struct {
 	lastContact uint64
 
 	voter bool
+	// departAt is, for a peer removed from the configuration, the index of
+	// the entry that removed it; the leader drops the peer once it holds it.
+	departAt uint64
 }
 
 func (p *progress) becomeProbe() {

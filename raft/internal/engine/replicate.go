@@ -194,6 +194,10 @@ func (e *Engine) stepLeader(m Message) {
 				pr.becomeReplicate()
 			}
 			e.commitDirty = true
+			if pr.departAt > 0 && pr.match >= pr.departAt {
+				e.syncProgress() // it knows it was removed: stop tracking it
+				return
+			}
 		}
 		e.sendApp(pr, false)
 		if m.From == e.transferee && pr.match == e.log.last {
