@@ -102,7 +102,7 @@ func (e *Engine) ProposeConfig(m Membership) (uint64, error) {
 	if e.transferee != 0 {
 		return 0, ErrTransferring
 	}
-	if e.pendingConfIndex > e.log.committed {
+	if e.ConfigPending() {
 		return 0, ErrConfigPending
 	}
 	ents := []Entry{{Type: EntryConfig, Data: EncodeMembership(m)}}

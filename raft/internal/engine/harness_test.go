@@ -219,6 +219,17 @@ func (w *world) tick(k int, ids ...NodeID) {
 	}
 }
 
+// addNode adds a node with an empty log and no configuration, as a new
+// machine waiting to be added to the cluster.
+func (w *world) addNode(id NodeID) {
+	e, err := New(testConfig(id, 1), InitialState{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.nodes[id] = &node{e: e}
+	w.ids = append(w.ids, id)
+}
+
 // expireLease makes ids behave as if an election timeout passed since they
 // last heard from a leader.
 func (w *world) expireLease(ids ...NodeID) {

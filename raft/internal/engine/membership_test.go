@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"errors"
+	"testing"
+)
+
+func voters(ids ...NodeID) []Member { return members(ids...).Voters }
+
+func (w *world) proposeConfig(leader NodeID, m Membership) {
+	w.t.Helper()
+	if _, err := w.nodes[leader].e.ProposeConfig(m); err != nil {
+		w.t.Fatalf("propose config %+v: %v", m, err)
+	}
+	w.step()
+}
+
+func TestReplaceNodeByJointConsensus(t *testing.T) {
+	w := newWorld(t, 3)
+	w.elect(1)
+	w.addNode(4)
+	// 4 joins as a non-voter and catches up.
+	w.proposeConfig(1, Membership{Voters: voters(1, 2, 3), NonVoters: voters(4)})
+	w.tick(2)
+	if w.nodes[4].e.LastIndex() != w.nodes[1].e.LastIndex() || w.nodes[4].e.Role() != NonVoter {
+		t.Fatalf("non-voter 4: last %d role %v", w.nodes[4].e.LastIndex(), w.nodes[4].e.Role())
+	}
+	// Replace 3 by 4: C_old,new, then C_new appended by the leader itself.
+	w.proposeConfig(1, Membership{Voters: voters(1, 2, 4), OutgoingVoters: voters(1, 2, 3)})
+	w.tick(3)
+	for _, id := range []NodeID{1, 2, 4} {
+		m := w.nodes[id].e.Membership()
+		if m.IsJoint() || !m.IsVoter(4) || m.IsVoter(3) {
+			t.Fatalf("node %d membership %+v, want C_new {1,2,4}", id, m)
+		}
+	}
+	if c := w.nodes[1].e; c.ConfigPending() {
+		t.Fatal("change still pending on the leader")
+	}
+	// 3 received the entry that removed it and knows.
+	if !w.nodes[3].e.Removed() || w.nodes[3].e.promotable() {
+		t.Fatalf("node 3 removed=%v promotable=%v", w.nodes[3].e.Removed(), w.nodes[3].e.promotable())
+	}
+	if _, tracked := w.nodes[1].e.PeerMatch(3); tracked {
+		t.Fatal("leader still tracks the removed node")
+	}
+	// A removed node cannot disrupt: its campaign is ignored.
+	term := w.nodes[1].e.Term()
+	w.nodes[3].e.campaign(false, false)
+	w.step()
+	if w.nodes[1].e.Role() != Leader || w.nodes[1].e.Term() != term {
+		t.Fatalf("removed node disrupted the leader: role %v term %d", w.nodes[1].e.Role(), w.nodes[1].e.Term())
+	}
+	w.propose(1, "after")
+	w.step()
+	w.checkLogs()
+}
+
+func TestJointConfigNeedsBothMajorities(t *testing.T) {
+	w := newWorld(t, 3)
+	w.elect(1)
+	w.addNode(4)
+	w.addNode(5)
+	w.proposeConfig(1, Membership{Voters: voters(1, 2, 3), NonVoters: voters(4, 5)})
+	w.tick(2)
+	// Move to {1,4,5} while 4 and 5 are unreachable: the old majority is
+	// there, the new one is not, so C_old,new must not commit.
+	for _, id := range []NodeID{4, 5} {
+		w.isolate(id)
+	}
+	if _, err := w.nodes[1].e.ProposeConfig(Membership{Voters: voters(1, 4, 5), OutgoingVoters: voters(1, 2, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	w.tick(3, 1, 2, 3)
+	if w.nodes[1].e.Committed() >= w.nodes[1].e.pendingConfIndex {
+		t.Fatal("joint configuration committed without a majority of C_new")
+	}
+	w.heal()
+	w.tick(3)
+	if m := w.nodes[1].e.Membership(); m.IsJoint() || !m.IsVoter(5) || m.IsVoter(2) {
+		t.Fatalf("membership %+v, want {1,4,5}", m)
+	}
+}
+
+func TestLeaderRemovedStepsDownAfterCNewCommits(t *testing.T) {
+	w := newWorld(t, 3)
+	w.elect(1)
+	w.proposeConfig(1, Membership{Voters: voters(2, 3), OutgoingVoters: voters(1, 2, 3)})
+	// While joint, the leader knows it will be phased out and keeps leading.
+	if m := w.nodes[1].e.Membership(); w.nodes[1].e.Role() == Leader && m.IsJoint() && !w.nodes[1].e.PhasingOut() {
+		t.Fatal("joint leader does not know it is being phased out")
+	}
+	w.tick(3)
+	if w.nodes[1].e.Role() == Leader {
+		t.Fatal("removed leader kept leading after C_new committed")
+	}
+	ls := w.leaders()
+	if len(ls) != 1 || ls[0] == 1 {
+		t.Fatalf("leaders after removal = %v", ls)
+	}
+	w.propose(ls[0], "x")
+	w.step()
+	w.checkLogs()
+}
+
+func TestConfigRevertsWhenTruncated(t *testing.T) {
+	w := newWorld(t, 3)
+	w.elect(1)
+	e := w.nodes[2].e
+	term, last := e.Term(), e.LastIndex()
+	lastTerm, _ := e.TermAt(last)
+	// Leader 1 sends 2 a configuration adding non-voter 4: it takes effect
+	// on append, before any commit.
+	cfg := Membership{Voters: voters(1, 2, 3), NonVoters: voters(4)}
+	w.deliverOne(Message{Type: MsgApp, From: 1, To: 2, Term: term, Index: last, LogTerm: lastTerm,
+		Entries: []Entry{{Index: last + 1, Term: term, Type: EntryConfig, Data: EncodeMembership(cfg)}}, Commit: e.Committed()})
+	if m := e.Membership(); !m.Contains(4) {
+		t.Fatal("configuration did not take effect on append")
+	}
+	// A leader of a later term overwrites that index with its no-op: the
+	// configuration reverts to the previous one.
+	w.deliverOne(Message{Type: MsgApp, From: 3, To: 2, Term: term + 1, Index: last, LogTerm: lastTerm,
+		Entries: []Entry{{Index: last + 1, Term: term + 1, Type: EntryNoop}}, Commit: e.Committed()})
+	if m := e.Membership(); m.Contains(4) || len(m.Voters) != 3 {
+		t.Fatalf("membership after truncation %+v, want the bootstrap configuration", m)
+	}
+}
+
+func TestProposeConfigWhilePendingRefused(t *testing.T) {
+	w := newWorld(t, 3)
+	w.elect(1)
+	w.isolate(2)
+	w.isolate(3)
+	if _, err := w.nodes[1].e.ProposeConfig(Membership{Voters: voters(1, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.nodes[1].e.ProposeConfig(Membership{Voters: voters(1, 3)}); !errors.Is(err, ErrConfigPending) {
+		t.Fatalf("second change: %v", err)
+	}
+}
