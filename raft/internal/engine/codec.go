@@ -10,7 +10,7 @@ import (
 var ErrMalformed = errors.New("malformed data")
 
 const (
-	membershipVersion = 1
+	membershipVersion = 2 // 1 had no Removed list
 	maxMembers        = 1 << 12
 	maxAddrLen        = 1 << 12
 )
@@ -28,6 +28,10 @@ func EncodeMembership(m Membership) []byte {
 			b = append(b, x.Addr...)
 		}
 	}
+	b = binary.AppendUvarint(b, uint64(len(m.Removed)))
+	for _, id := range m.Removed {
+		b = binary.AppendUvarint(b, uint64(id))
+	}
 	return b
 }
 
@@ -35,9 +39,10 @@ func EncodeMembership(m Membership) []byte {
 // and never allocates more than the input can justify.
 func DecodeMembership(b []byte) (Membership, error) {
 	var m Membership
-	if len(b) == 0 || b[0] != membershipVersion {
+	if len(b) == 0 || b[0] < 1 || b[0] > membershipVersion {
 		return m, fmt.Errorf("%w: membership: unknown version", ErrMalformed)
 	}
+	version := b[0]
 	b = b[1:]
 	sets := []*[]Member{&m.Voters, &m.OutgoingVoters, &m.NonVoters}
 	for _, set := range sets {
@@ -59,6 +64,21 @@ func DecodeMembership(b []byte) (Membership, error) {
 			b = b[k:]
 			*set = append(*set, Member{ID: NodeID(id), Addr: string(b[:l])})
 			b = b[l:]
+		}
+	}
+	if version >= 2 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > maxMembers || n > uint64(len(b)) {
+			return Membership{}, fmt.Errorf("%w: membership: bad removed count", ErrMalformed)
+		}
+		b = b[k:]
+		for i := uint64(0); i < n; i++ {
+			id, k := binary.Uvarint(b)
+			if k <= 0 || id == 0 {
+				return Membership{}, fmt.Errorf("%w: membership: bad removed id", ErrMalformed)
+			}
+			m.Removed = append(m.Removed, NodeID(id))
+			b = b[k:]
 		}
 	}
 	if len(b) != 0 {

@@ -17,7 +17,7 @@ func (e *Engine) maybeLeaveJoint() {
 	if e.role != Leader || !e.membership.IsJoint() || e.pendingConfIndex > e.log.committed || e.transferee != 0 {
 		return
 	}
-	next := Membership{Voters: e.membership.Voters, NonVoters: e.membership.NonVoters}
+	next := Membership{Voters: e.membership.Voters, NonVoters: e.membership.NonVoters, Removed: e.membership.Removed}
 	e.appendLeader([]Entry{{Type: EntryConfig, Data: EncodeMembership(next)}})
 }
 
