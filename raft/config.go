@@ -75,6 +75,11 @@ type Config struct {
 	// any transport's message limit.
 	SnapshotChunkBytes int
 
+	// CatchUpEntries is how close (in entries) to the leader's log a new
+	// member must be before AddNonVoter returns and before
+	// ChangeMembership makes it a voter. Default 1024.
+	CatchUpEntries int
+
 	// MetricsInterval is how often metrics are published when nothing
 	// changes. Default 1s.
 	MetricsInterval time.Duration
@@ -125,6 +130,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&out.MaxInflightBytes, 32<<20)
 	def(&out.EntryCacheBytes, 64<<20)
 	def(&out.MaxProposalBatch, 4096)
+	def(&out.CatchUpEntries, 1024)
 	if out.SnapshotEntries == 0 {
 		out.SnapshotEntries = 16384
 	}

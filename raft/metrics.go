@@ -36,6 +36,9 @@ type Metrics struct {
 	LastIndex    uint64
 	FirstIndex   uint64
 	Membership   Membership
+	// Removed is set once this node's log holds a configuration without
+	// it: it no longer takes part and will not campaign.
+	Removed bool
 	// SnapshotIndex is the index of the latest snapshot (0 if none).
 	SnapshotIndex uint64
 	// SnapshotsTaken, SnapshotsSent and SnapshotsReceived count snapshots
@@ -136,6 +139,7 @@ func (n *Node) publishMetrics() {
 		ID: n.cfg.ID, Group: n.cfg.Group, Role: s.Role, Term: s.Term, Leader: s.Leader,
 		LeaderAddr: n.lastView.leaderAddr, CommitIndex: s.Committed, AppliedIndex: n.applier.applied.Load(),
 		LastIndex: s.LastIndex, FirstIndex: s.FirstIndex, Membership: s.Membership, At: time.Now(),
+		Removed:       n.eng.Removed(),
 		SnapshotIndex: n.eng.SnapshotIndex(), SnapshotsTaken: n.snaps.taken.Load(),
 		SnapshotsSent: n.snaps.sent.Load(), SnapshotsReceived: n.snaps.received.Load(),
 	}

@@ -69,10 +69,12 @@ type Node struct {
 	manual   bool
 	senders  map[NodeID]*snapshotSender
 	snaps    snapshotCounters
+	changing atomic.Bool // a membership change call is running
 }
 
 // nodeView is the loop's latest state, published for lock-free reads.
 type nodeView struct {
+	removed    bool
 	role       Role
 	term       uint64
 	leader     NodeID
@@ -382,11 +384,19 @@ type fetchResult struct {
 // metrics at once when any of them changed.
 func (n *Node) updateView() {
 	e := n.eng
-	v := nodeView{role: e.Role(), term: e.Term(), leader: e.Leader(), membership: n.lastView.membership}
-	changed := v.role != n.lastView.role || v.term != n.lastView.term || v.leader != n.lastView.leader
+	v := nodeView{role: e.Role(), term: e.Term(), leader: e.Leader(), membership: n.lastView.membership, removed: e.Removed()}
+	changed := v.role != n.lastView.role || v.term != n.lastView.term || v.leader != n.lastView.leader || v.removed != n.lastView.removed
 	if n.view.Load() == nil || n.membershipChanged() {
 		v.membership = e.Membership().Clone()
-		n.net.SetPeers(v.membership.Members())
+		// Keep the addresses of members just removed: the leader goes on
+		// replicating to them until they hold their removal.
+		peers := v.membership.Members()
+		for _, old := range n.lastView.membership.Members() {
+			if !v.membership.Contains(old.ID) {
+				peers = append(peers, old)
+			}
+		}
+		n.net.SetPeers(peers)
 		changed = true
 	}
 	if m, ok := v.membership.Lookup(v.leader); ok {
@@ -397,6 +407,9 @@ func (n *Node) updateView() {
 	}
 	if v.role != n.lastView.role || v.leader != n.lastView.leader {
 		n.log.Info("state changed", "role", v.role.String(), "term", v.term, "leader", uint64(v.leader))
+	}
+	if v.removed && !n.lastView.removed {
+		n.log.Warn("this node was removed from the cluster")
 	}
 	if n.transfer != nil && v.role != RoleLeader && v.leader != 0 && v.leader != n.cfg.ID {
 		n.transfer.finish(nil)
@@ -548,8 +561,12 @@ func (n *Node) Leader() (NodeID, string) {
 // Role returns the node's current role.
 func (n *Node) Role() Role { return n.view.Load().role }
 
-// notLeader returns the error for a call only a leader serves.
+// notLeader returns the error for a call only a leader serves: ErrRemoved
+// on a node removed from the cluster, a *NotLeaderError otherwise.
 func (n *Node) notLeader() error {
 	v := n.view.Load()
+	if v.removed {
+		return fmt.Errorf("%w: node %d", ErrRemoved, n.cfg.ID)
+	}
 	return &NotLeaderError{LeaderID: v.leader, LeaderAddr: v.leaderAddr}
 }

@@ -60,23 +60,38 @@ func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 	}
 	c := &Cluster{t: t, Net: NewNetwork(WithSeed(opts.Seed)), opts: opts, nodes: map[raft.NodeID]*clusterMember{}}
 	var members []raft.Member
+	c.mu.Lock()
 	for i := 1; i <= n; i++ {
 		id := raft.NodeID(i)
 		c.ids = append(c.ids, id)
 		members = append(members, raft.Member{ID: id, Addr: fmt.Sprintf("node-%d", i)})
 		c.nodes[id] = &clusterMember{store: memory.New()}
 	}
+	c.mu.Unlock()
 	t.Cleanup(c.Stop)
 	t.Cleanup(c.finalCheck) // runs first: cleanups run last-registered first
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, id := range c.ids {
+	for _, id := range c.IDs() {
 		c.start(id)
 		if err := c.Node(id).Initialize(ctx, members); err != nil {
 			t.Fatalf("initialize node %d: %v", id, err)
 		}
 	}
 	return c
+}
+
+// AddNode starts a new node with empty storage and no configuration, as a
+// fresh machine about to be added with AddNonVoter or ChangeMembership. It
+// returns the member to add.
+func (c *Cluster) AddNode(id raft.NodeID) raft.Member {
+	c.t.Helper()
+	c.mu.Lock()
+	c.ids = append(c.ids, id)
+	c.nodes[id] = &clusterMember{store: memory.New()}
+	c.mu.Unlock()
+	c.start(id)
+	return raft.Member{ID: id, Addr: fmt.Sprintf("node-%d", id)}
 }
 
 func (c *Cluster) start(id raft.NodeID) {
@@ -119,7 +134,11 @@ func (c *Cluster) start(id raft.NodeID) {
 }
 
 // IDs returns the nodes' IDs.
-func (c *Cluster) IDs() []raft.NodeID { return slices.Clone(c.ids) }
+func (c *Cluster) IDs() []raft.NodeID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.ids)
+}
 
 // Node returns node id, or nil while it is crashed.
 func (c *Cluster) Node(id raft.NodeID) *raft.Node {
@@ -188,8 +207,8 @@ func (c *Cluster) Live() []raft.NodeID {
 	var out []raft.NodeID
 	for _, id := range c.ids {
 		n := c.nodes[id].node
-		if n == nil {
-			continue
+		if n == nil || n.Metrics().Removed {
+			continue // crashed, or no longer a member
 		}
 		select {
 		case <-n.Done():
@@ -325,7 +344,7 @@ func (c *Cluster) converged() error {
 func (c *Cluster) CheckConsistency() {
 	c.t.Helper()
 	committed := map[uint64]raft.Entry{}
-	for _, id := range c.ids {
+	for _, id := range c.IDs() {
 		log := c.Storage(id).AllEntries()
 		commit := c.Storage(id).HardState().Commit
 		if n := c.Node(id); n != nil {
@@ -383,7 +402,7 @@ func (c *Cluster) CheckConsistency() {
 func (c *Cluster) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, id := range c.Live() {
+	for _, id := range c.IDs() {
 		if n := c.Node(id); n != nil {
 			if err := n.Stop(ctx); err != nil {
 				c.t.Errorf("stop node %d: %v", id, err)

@@ -138,3 +138,70 @@ func TestProposeConfigWhilePendingRefused(t *testing.T) {
 		t.Fatalf("second change: %v", err)
 	}
 }
+
+// TestRemovedNodeWinsThenCompletesItsRemoval replays the rare case in
+// which a node being removed is elected: the leader committed C_old,new,
+// appended C_new (which leaves node 5 out) and died before C_new reached
+// anyone. Node 5 is a voter of C_old,new with a log as up to date as the
+// others', so it can win. It then leads a joint configuration that phases
+// it out: it appends C_new itself, commits it with the new voters, and
+// steps down. The cluster converges on C_new.
+func TestRemovedNodeWinsThenCompletesItsRemoval(t *testing.T) {
+	w := newWorld(t, 5)
+	w.elect(1)
+	joint := Membership{Voters: voters(1, 2, 3, 4), OutgoingVoters: voters(1, 2, 3, 4, 5), Removed: []NodeID{5}}
+	if _, err := w.nodes[1].e.ProposeConfig(joint); err != nil {
+		t.Fatal(err)
+	}
+	// Everything is delivered until the joint entry commits; the leader's
+	// C_new append goes nowhere because it dies at once.
+	w.deliverOnly(func(m Message) bool {
+		return !(m.From == 1 && m.Type == MsgApp && len(m.Entries) > 0 && m.Entries[len(m.Entries)-1].Type == EntryConfig && !containsCfgJoint(m.Entries))
+	})
+	if m := w.nodes[5].e.Membership(); !m.IsJoint() {
+		t.Fatalf("node 5 should hold C_old,new, has %+v", m)
+	}
+	w.isolate(1)
+	w.expireLease(2, 3, 4, 5)
+	w.nodes[5].e.campaign(true, false)
+	w.deliverOnly(isVote)
+	if w.nodes[5].e.Role() != Leader {
+		t.Fatalf("node 5 did not win: %v", w.nodes[5].e.Role())
+	}
+	if !w.nodes[5].e.PhasingOut() {
+		t.Fatal("node 5 leads without knowing it is being phased out")
+	}
+	w.tick(3, 2, 3, 4, 5)
+	if w.nodes[5].e.Role() == Leader {
+		t.Fatal("node 5 kept leading after committing its own removal")
+	}
+	var ls []NodeID // among the living: node 1 is dead (isolated, never ticked)
+	for _, id := range w.leaders() {
+		if id != 1 {
+			ls = append(ls, id)
+		}
+	}
+	if len(ls) != 1 || ls[0] == 5 {
+		t.Fatalf("leaders among 2..5 = %v", ls)
+	}
+	for _, id := range []NodeID{2, 3, 4, 5} {
+		m := w.nodes[id].e.Membership()
+		if m.IsJoint() || m.Contains(5) {
+			t.Fatalf("node %d ends with %+v, want C_new {1,2,3,4}", id, m)
+		}
+	}
+	if !w.nodes[5].e.Removed() {
+		t.Fatal("node 5 does not know it was removed")
+	}
+}
+
+func containsCfgJoint(ents []Entry) bool {
+	for _, e := range ents {
+		if e.Type == EntryConfig {
+			if m, err := DecodeMembership(e.Data); err == nil && m.IsJoint() {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,257 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/raftkit/raftkit/raft/internal/engine"
+)
+
+var (
+	// ErrConfigChangeInProgress is returned for a membership change made
+	// while another one is not finished.
+	ErrConfigChangeInProgress = errors.New("raft: a membership change is already in progress")
+	// ErrReusedID is returned for adding a node under the ID of a node
+	// removed earlier: a stale process with that ID could be mistaken for
+	// the new member. Give the new node a new ID.
+	ErrReusedID = errors.New("raft: node ID belonged to a removed node")
+)
+
+// AddNonVoter adds node id, reachable at addr, as a non-voter: it receives
+// the log but does not vote or count toward any quorum. It returns once the
+// node has caught up to within Config.CatchUpEntries of the leader, or when
+// ctx ends (the node stays a non-voter and keeps catching up). Only the
+// leader accepts it.
+func (n *Node) AddNonVoter(ctx context.Context, id NodeID, addr string) error {
+	if !n.changing.CompareAndSwap(false, true) {
+		return ErrConfigChangeInProgress
+	}
+	defer n.changing.Store(false)
+	m, err := n.changeableMembership(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case id == 0:
+		return fmt.Errorf("%w: node ID 0", ErrBadConfig)
+	case m.WasRemoved(id):
+		return fmt.Errorf("%w: %d", ErrReusedID, id)
+	case m.IsVoter(id):
+		return fmt.Errorf("%w: %d is already a voter", ErrBadConfig, id)
+	}
+	if !m.Contains(id) {
+		next := m.Clone()
+		next.NonVoters = append(next.NonVoters, Member{ID: id, Addr: addr})
+		if err := n.proposeConfig(ctx, next); err != nil {
+			return err
+		}
+	}
+	return n.waitCaughtUp(ctx, id)
+}
+
+// ChangeMembership moves the cluster to exactly these voters and
+// non-voters, by joint consensus (Raft paper §6): nodes new to the cluster
+// first join as non-voters and catch up; then the leader commits C_old,new,
+// which needs separate majorities of the old and the new voters, and then
+// C_new. It returns once C_new is committed. Nodes left out are removed; a
+// removed leader keeps leading until C_new commits, then hands over. Only
+// the leader accepts it, one change at a time (ErrConfigChangeInProgress).
+func (n *Node) ChangeMembership(ctx context.Context, voters, nonVoters []Member) error {
+	if !n.changing.CompareAndSwap(false, true) {
+		return ErrConfigChangeInProgress
+	}
+	defer n.changing.Store(false)
+	return n.changeMembership(ctx, voters, nonVoters)
+}
+
+func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []Member) error {
+	if len(voters) == 0 {
+		return fmt.Errorf("%w: a configuration needs at least one voter", ErrBadConfig)
+	}
+	seen := map[NodeID]bool{}
+	for _, x := range append(append([]Member(nil), voters...), nonVoters...) {
+		if x.ID == 0 || seen[x.ID] {
+			return fmt.Errorf("%w: node ID %d is zero or listed twice", ErrBadConfig, x.ID)
+		}
+		seen[x.ID] = true
+	}
+	m, err := n.changeableMembership(ctx)
+	if err != nil {
+		return err
+	}
+	for id := range seen {
+		if m.WasRemoved(id) {
+			return fmt.Errorf("%w: %d", ErrReusedID, id)
+		}
+	}
+	// Stage 1: newcomers join as non-voters and catch up, and so must
+	// non-voters about to become voters.
+	var newcomers []Member
+	for _, x := range append(append([]Member(nil), voters...), nonVoters...) {
+		if !m.Contains(x.ID) {
+			newcomers = append(newcomers, x)
+		}
+	}
+	if len(newcomers) > 0 {
+		next := m.Clone()
+		next.NonVoters = append(next.NonVoters, newcomers...)
+		if err := n.proposeConfig(ctx, next); err != nil {
+			return err
+		}
+		m = next
+	}
+	for _, x := range voters {
+		if !m.IsVoter(x.ID) {
+			if err := n.waitCaughtUp(ctx, x.ID); err != nil {
+				return err
+			}
+		}
+	}
+	// Stage 2: the joint configuration (or a plain one when the voters
+	// do not change), then C_new, which the engine appends by itself.
+	target := Membership{Voters: voters, NonVoters: nonVoters, Removed: m.Removed}
+	for _, id := range m.IDs() {
+		if !seen[id] {
+			target.Removed = append(target.Removed, id)
+		}
+	}
+	if !sameIDs(voters, m.Voters) {
+		target.OutgoingVoters = m.Voters
+	}
+	return n.proposeConfig(ctx, target)
+}
+
+// RemoveServer removes node id from the cluster, whatever its role.
+func (n *Node) RemoveServer(ctx context.Context, id NodeID) error {
+	if !n.changing.CompareAndSwap(false, true) {
+		return ErrConfigChangeInProgress
+	}
+	defer n.changing.Store(false)
+	m, err := n.changeableMembership(ctx)
+	if err != nil {
+		return err
+	}
+	if !m.Contains(id) {
+		return fmt.Errorf("%w: %d", ErrUnknownPeer, id)
+	}
+	return n.changeMembership(ctx, without(m.Voters, id), without(m.NonVoters, id))
+}
+
+// changeableMembership returns the configuration if this node leads and no
+// change is in progress.
+func (n *Node) changeableMembership(ctx context.Context) (Membership, error) {
+	var m Membership
+	var err error
+	if cerr := n.control(ctx, func() {
+		switch {
+		case n.eng.Role() != RoleLeader:
+			err = &NotLeaderError{LeaderID: n.eng.Leader(), LeaderAddr: n.lastView.leaderAddr}
+		case n.eng.ConfigPending():
+			err = ErrConfigChangeInProgress
+		default:
+			m = n.eng.Membership().Clone()
+		}
+	}); cerr != nil {
+		return m, cerr
+	}
+	return m, err
+}
+
+// proposeConfig appends a configuration and waits until it, and the C_new
+// that follows a joint one, are committed.
+func (n *Node) proposeConfig(ctx context.Context, m Membership) error {
+	var err error
+	if cerr := n.control(ctx, func() {
+		_, err = n.eng.ProposeConfig(m)
+	}); cerr != nil {
+		return cerr
+	}
+	switch {
+	case errors.Is(err, engine.ErrNotLeader):
+		return n.notLeader()
+	case errors.Is(err, engine.ErrConfigPending):
+		return ErrConfigChangeInProgress
+	case errors.Is(err, engine.ErrTransferring):
+		return ErrTransferInProgress
+	case err != nil:
+		return err
+	}
+	return n.poll(ctx, func() (bool, error) {
+		if !n.eng.ConfigPending() {
+			return true, nil // committed (a removed leader then steps down)
+		}
+		if n.eng.Role() != RoleLeader {
+			return false, fmt.Errorf("%w: the change may still complete under the next leader", ErrLeadershipLost)
+		}
+		return false, nil
+	})
+}
+
+// waitCaughtUp waits until the leader has replicated to id within
+// CatchUpEntries of its last index.
+func (n *Node) waitCaughtUp(ctx context.Context, id NodeID) error {
+	return n.poll(ctx, func() (bool, error) {
+		if n.eng.Role() != RoleLeader {
+			return false, n.notLeaderLocked()
+		}
+		// A node that never acknowledged anything is not caught up, however
+		// short the log.
+		match, ok := n.eng.PeerMatch(id)
+		return ok && match > 0 && n.eng.LastIndex() <= match+uint64(n.cfg.CatchUpEntries), nil
+	})
+}
+
+// poll evaluates cond on the main loop every heartbeat until it holds,
+// fails, or ctx ends.
+func (n *Node) poll(ctx context.Context, cond func() (bool, error)) error {
+	for {
+		var done bool
+		var err error
+		if cerr := n.control(ctx, func() { done, err = cond() }); cerr != nil {
+			return cerr
+		}
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-time.After(n.cfg.HeartbeatInterval):
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stopping:
+			return ErrStopped
+		}
+	}
+}
+
+// notLeaderLocked builds ErrNotLeader on the main loop.
+func (n *Node) notLeaderLocked() error {
+	return &NotLeaderError{LeaderID: n.eng.Leader(), LeaderAddr: n.lastView.leaderAddr}
+}
+
+func sameIDs(a, b []Member) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		found := false
+		for _, y := range b {
+			found = found || x.ID == y.ID
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func without(ms []Member, id NodeID) []Member {
+	var out []Member
+	for _, x := range ms {
+		if x.ID != id {
+			out = append(out, x)
+		}
+	}
+	return out
+}

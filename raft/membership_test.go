@@ -1,0 +1,223 @@
+package raft_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/rafttest"
+)
+
+func member(id raft.NodeID) raft.Member { return raft.Member{ID: id, Addr: fmt.Sprintf("node-%d", id)} }
+
+func members(ids ...raft.NodeID) []raft.Member {
+	var out []raft.Member
+	for _, id := range ids {
+		out = append(out, member(id))
+	}
+	return out
+}
+
+// change runs ChangeMembership on whichever node leads, retrying while
+// leadership moves.
+func change(t *testing.T, c *rafttest.Cluster, voters, nonVoters []raft.Member) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		l := c.WaitLeader(waitLong)
+		err := c.Node(l).ChangeMembership(ctxT(t, waitLong), voters, nonVoters)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || !(errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrConfigChangeInProgress)) {
+			t.Fatalf("change to %v: %v", voters, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func votersOf(m raft.Metrics) []raft.NodeID {
+	var ids []raft.NodeID
+	for _, v := range m.Membership.Voters {
+		ids = append(ids, v.ID)
+	}
+	return ids
+}
+
+func TestGrowOneToThreeToFiveUnderLoad(t *testing.T) {
+	c := rafttest.NewCluster(t, 1, rafttest.ClusterOptions{})
+	c.WaitLeader(waitLong)
+	load := startLoad(c, 8)
+	c.AddNode(2)
+	c.AddNode(3)
+	change(t, c, members(1, 2, 3), nil)
+	c.AddNode(4)
+	c.AddNode(5)
+	change(t, c, members(1, 2, 3, 4, 5), nil)
+	waitCount(t, load, load.count.Load()+200)
+	load.finish()
+	c.WaitConverged(waitLong)
+	load.checkAcked(t)
+	l := c.Leader()
+	if got := votersOf(c.Node(l).Metrics()); len(got) != 5 {
+		t.Fatalf("voters %v, want 5", got)
+	}
+}
+
+func TestShrinkFiveToThree(t *testing.T) {
+	c := rafttest.NewCluster(t, 5, rafttest.ClusterOptions{})
+	l := c.WaitLeader(waitLong)
+	var keep []raft.NodeID
+	keep = append(keep, l)
+	for _, id := range c.IDs() {
+		if id != l && len(keep) < 3 {
+			keep = append(keep, id)
+		}
+	}
+	change(t, c, members(keep...), nil)
+	writeN(t, c, 20, "s")
+	c.WaitConverged(waitLong)
+	for _, id := range c.IDs() {
+		removed := c.Node(id).Metrics().Removed
+		kept := id == keep[0] || id == keep[1] || id == keep[2]
+		if removed == kept {
+			t.Fatalf("node %d removed=%v, kept=%v", id, removed, kept)
+		}
+	}
+}
+
+func TestReplaceOneNode(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{KV: true})
+	l := c.WaitLeader(waitLong)
+	writeN(t, c, 50, "before")
+	old := otherThan(c, l)
+	c.AddNode(4)
+	var voters []raft.NodeID
+	for _, id := range c.IDs() {
+		if id != old {
+			voters = append(voters, id)
+		}
+	}
+	change(t, c, members(voters...), nil)
+	writeN(t, c, 50, "after")
+	c.WaitConverged(waitLong)
+	if !c.Node(old).Metrics().Removed {
+		t.Fatalf("replaced node %d does not know it was removed", old)
+	}
+	if _, err := c.Node(old).Propose(ctxT(t, time.Second), []byte("x")); !errors.Is(err, raft.ErrRemoved) {
+		t.Fatalf("propose on a removed node: %v", err)
+	}
+	if got := c.KV(4).Get("k0"); got != c.KV(l).Get("k0") {
+		t.Fatalf("new node has k0=%q, leader %q", got, c.KV(l).Get("k0"))
+	}
+}
+
+func TestRemoveTheLeader(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	l := c.WaitLeader(waitLong)
+	if err := c.Node(l).RemoveServer(ctxT(t, waitLong), l); err != nil {
+		t.Fatal(err)
+	}
+	var others []raft.NodeID
+	for _, id := range c.IDs() {
+		if id != l {
+			others = append(others, id)
+		}
+	}
+	nl := c.WaitLeader(waitLong, others...)
+	if _, err := c.Node(nl).Propose(ctxT(t, waitLong), []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitConverged(waitLong)
+	if !c.Node(l).Metrics().Removed || c.Node(l).Role() == raft.RoleLeader {
+		t.Fatalf("old leader role %v removed %v", c.Node(l).Role(), c.Node(l).Metrics().Removed)
+	}
+}
+
+func TestRemovedNodeDoesNotDisrupt(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	l := c.WaitLeader(waitLong)
+	gone := otherThan(c, l)
+	if err := c.Node(l).RemoveServer(ctxT(t, waitLong), gone); err != nil {
+		t.Fatal(err)
+	}
+	term := c.Node(l).Metrics().Term
+	// The removed node keeps running and connected for many election
+	// timeouts: it must not campaign, and the leader must stay.
+	time.Sleep(500 * time.Millisecond)
+	if c.Node(l).Role() != raft.RoleLeader || c.Node(l).Metrics().Term != term {
+		t.Fatalf("leader disrupted: role %v term %d (was %d)", c.Node(l).Role(), c.Node(l).Metrics().Term, term)
+	}
+	if r := c.Node(gone).Role(); r == raft.RoleCandidate || r == raft.RolePreCandidate {
+		t.Fatalf("removed node campaigns (%v)", r)
+	}
+}
+
+func TestNonVoterCatchesUpBySnapshotBeforePromotion(t *testing.T) {
+	c := snapshotCluster(t, 100, 10, 0)
+	writeN(t, c, 600, "long")
+	c.AddNode(4)
+	l := c.WaitLeader(waitLong)
+	if err := c.Node(l).AddNonVoter(ctxT(t, waitLong), 4, "node-4"); err != nil {
+		t.Fatal(err)
+	}
+	m := c.Node(4).Metrics()
+	if m.Role != raft.RoleNonVoter || m.SnapshotsReceived == 0 {
+		t.Fatalf("non-voter metrics: role %v snapshots received %d", m.Role, m.SnapshotsReceived)
+	}
+	lm := c.Node(l).Metrics()
+	if lm.LastIndex-m.AppliedIndex > 1024 {
+		t.Fatalf("AddNonVoter returned with the node %d entries behind", lm.LastIndex-m.AppliedIndex)
+	}
+	change(t, c, members(1, 2, 3, 4), nil)
+	sameKV(t, c)
+}
+
+func TestMembershipChangeErrors(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	l := c.WaitLeader(waitLong)
+	n := c.Node(l)
+	ctx := ctxT(t, waitLong)
+	if err := n.ChangeMembership(ctx, nil, nil); !errors.Is(err, raft.ErrBadConfig) {
+		t.Fatalf("empty voters: %v", err)
+	}
+	if err := n.ChangeMembership(ctx, members(1, 1), nil); !errors.Is(err, raft.ErrBadConfig) {
+		t.Fatalf("duplicate voter: %v", err)
+	}
+	if err := n.RemoveServer(ctx, 42); !errors.Is(err, raft.ErrUnknownPeer) {
+		t.Fatalf("remove unknown: %v", err)
+	}
+	f := otherThan(c, l)
+	if err := c.Node(f).AddNonVoter(ctx, 9, "node-9"); !errors.Is(err, raft.ErrNotLeader) {
+		t.Fatalf("change on a follower: %v", err)
+	}
+	// A change in progress blocks another: make node 7 a voter while it
+	// does not exist, so the change waits for it to catch up.
+	first := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		first <- n.ChangeMembership(ctx, members(1, 2, 3, 7), nil)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := n.RemoveServer(ctx, f); !errors.Is(err, raft.ErrConfigChangeInProgress) {
+		t.Fatalf("concurrent change: %v", err)
+	}
+	if err := <-first; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("change waiting for a missing node: %v", err)
+	}
+	// 7 stayed a non-voter; remove it, then the follower, and refuse to
+	// take the follower's ID back.
+	if err := n.RemoveServer(ctx, 7); err != nil {
+		t.Fatalf("remove 7: %v", err)
+	}
+	if err := n.RemoveServer(ctx, f); err != nil {
+		t.Fatalf("remove %d: %v", f, err)
+	}
+	if err := n.AddNonVoter(ctx, f, "node-x"); !errors.Is(err, raft.ErrReusedID) {
+		t.Fatalf("re-adding removed ID %d: %v", f, err)
+	}
+}
