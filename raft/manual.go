@@ -123,6 +123,20 @@ func (m *manualNode) TakeSnapshot() {
 	m.node().applier.enqueue(applyTask{snapshot: make(chan snapshotResult, 1)})
 }
 
+func (m *manualNode) ProposeConfig(ms Membership) error {
+	n := m.node()
+	_, err := n.eng.ProposeConfig(ms)
+	n.process()
+	return err
+}
+
+func (m *manualNode) Membership() (Membership, bool) {
+	n := m.node()
+	return n.eng.Membership().Clone(), n.eng.ConfigPending()
+}
+
+func (m *manualNode) PeerMatch(id NodeID) (uint64, bool) { return m.node().eng.PeerMatch(id) }
+
 func (m *manualNode) Transfer(to NodeID) error {
 	n := m.node()
 	err := n.eng.TransferLeadership(to)
@@ -142,6 +156,7 @@ func (m *manualNode) Status() simhook.Status {
 		FirstIndex: n.eng.Status().FirstIndex, SnapshotIndex: n.eng.SnapshotIndex(),
 		Taken: n.snaps.taken.Load(), Installed: n.snaps.received.Load(),
 		Receiving: n.persister.recv != nil,
+		Removed:   n.eng.Removed(),
 	}
 }
 

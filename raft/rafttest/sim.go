@@ -41,6 +41,7 @@ type SimResult struct {
 	// Counters describing the run.
 	Events, Ops, Acked, Crashes, Partitions, Transfers, Elections int
 	SnapshotsTaken, SnapshotsInstalled, CrashesDuringInstall      int
+	Changes                                                       int
 	SimTime                                                       time.Duration
 }
 
@@ -83,6 +84,7 @@ const (
 	evApply
 	evClient
 	evFault
+	evMembership
 )
 
 type eventHeap []simEvent
@@ -141,6 +143,7 @@ type sim struct {
 	// Snapshot policy for the run, drawn from the seed: often small, so
 	// that compaction races replication and followers install snapshots.
 	snapEvery, snapTrailing, snapChunk int
+	change                             *simChange
 }
 
 func newSim(opts SimOptions) *sim {
@@ -185,6 +188,7 @@ func newSim(opts SimOptions) *sim {
 		s.schedule(simEvent{at: int64(s.rng.IntN(int(200 * ms))), kind: evClient, n: c})
 	}
 	s.planFaults()
+	s.schedule(simEvent{at: 20 * ms, kind: evMembership})
 	return s
 }
 
@@ -324,6 +328,9 @@ func (s *sim) handle(e simEvent) {
 		s.clients[e.n].next(s)
 	case evFault:
 		s.fault()
+	case evMembership:
+		s.driveChange()
+		s.schedule(simEvent{at: s.now + 20*ms, kind: evMembership})
 	}
 	s.pollClients()
 }
@@ -369,19 +376,26 @@ func (s *sim) converged() bool {
 			return false
 		}
 	}
+	if s.change != nil {
+		return false
+	}
 	var last uint64
-	for i, n := range s.nodes {
+	first := true
+	for _, n := range s.nodes {
 		if !n.up {
 			return false
 		}
 		st := n.node.Status()
+		if st.Removed {
+			continue // its log stops at the entry that removed it
+		}
 		if st.Commit != st.LastIndex || st.Applied != st.LastIndex || n.node.HasWrite() {
 			return false
 		}
-		if i > 0 && st.LastIndex != last {
+		if !first && st.LastIndex != last {
 			return false
 		}
-		last = st.LastIndex
+		first, last = false, st.LastIndex
 	}
 	return true
 }

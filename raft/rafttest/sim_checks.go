@@ -140,9 +140,11 @@ func (c *simChecks) final(s *sim) {
 	var last uint64
 	for _, n := range s.nodes {
 		st := n.node.Status()
-		last = st.Applied
-		if ents := n.kv.Applied(); len(ents) > 0 && ents[len(ents)-1].Index > last {
+		if ents := n.kv.Applied(); len(ents) > 0 && ents[len(ents)-1].Index > st.Applied {
 			s.violate("node %d state machine is ahead of its applied index", n.id)
+		}
+		if !st.Removed {
+			last = max(last, st.Applied) // members converged on one index
 		}
 	}
 	for idx := range c.acked {

@@ -73,6 +73,10 @@ func (s *sim) fault() {
 	defer s.schedule(simEvent{at: s.now + 100*ms + int64(s.rng.IntN(int(700*ms))), kind: evFault})
 	r := s.rng
 	nodes := len(s.nodes)
+	if r.IntN(10) == 0 {
+		s.startChange() // grow, shrink or replace, driven to completion
+		return
+	}
 	switch k := r.IntN(100); {
 	case k < 15: // symmetric partition into two sides
 		s.net.heal()

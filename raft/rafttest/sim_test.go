@@ -62,7 +62,7 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	var ops, acked, crashes, parts, transfers, elections, events, taken, installed, midInstall int
+	var ops, acked, crashes, parts, transfers, elections, events, taken, installed, midInstall, changes int
 	for seed := *simStart; seed < *simStart+int64(seeds); seed++ {
 		r := runSeed(t, seed, false)
 		if r == nil {
@@ -78,9 +78,10 @@ func TestSimulation(t *testing.T) {
 		taken += r.SnapshotsTaken
 		installed += r.SnapshotsInstalled
 		midInstall += r.CrashesDuringInstall
+		changes += r.Changes
 	}
-	t.Logf("%d seeds in %v: %d events, %d client ops (%d writes acknowledged), %d elections, %d crashes, %d partitions, %d transfers, %d snapshots taken, %d installed from a leader, %d crashes during an install",
-		seeds, time.Since(start).Round(time.Millisecond), events, ops, acked, elections, crashes, parts, transfers, taken, installed, midInstall)
+	t.Logf("%d seeds in %v: %d events, %d client ops (%d writes acknowledged), %d elections, %d crashes, %d partitions, %d transfers, %d snapshots taken, %d installed from a leader, %d crashes during an install, %d membership changes",
+		seeds, time.Since(start).Round(time.Millisecond), events, ops, acked, elections, crashes, parts, transfers, taken, installed, midInstall, changes)
 }
 
 func TestSimulationRegressions(t *testing.T) {

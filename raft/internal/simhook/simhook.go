@@ -38,6 +38,8 @@ type Status struct {
 	Installed     uint64
 	// Receiving is set while a snapshot from the leader is partly written.
 	Receiving bool
+	// Removed is set once the node's configuration leaves it out.
+	Removed bool
 }
 
 // Node is a raft.Node whose units of work run only when called. Each call
@@ -66,6 +68,14 @@ type Node interface {
 	// TakeSnapshot asks for a snapshot and compaction now; the work runs
 	// in the following Apply and Write steps.
 	TakeSnapshot()
+	// ProposeConfig appends a configuration entry (the engine completes a
+	// joint configuration by itself).
+	ProposeConfig(m engine.Membership) error
+	// Membership returns the configuration in force and whether a change
+	// is pending.
+	Membership() (engine.Membership, bool)
+	// PeerMatch returns the leader's replicated index for a peer.
+	PeerMatch(id engine.NodeID) (uint64, bool)
 	// Transfer starts a leadership transfer.
 	Transfer(to engine.NodeID) error
 	// Status reports the node's state.

@@ -1,0 +1,172 @@
+package rafttest
+
+import (
+	"slices"
+
+	"github.com/raftkit/raftkit/adapters/storage/memory"
+	"github.com/raftkit/raftkit/raft"
+)
+
+// simChange is a membership change the simulator drives to completion the
+// way Node.ChangeMembership does: newcomers join as non-voters, catch up,
+// then the leader commits C_old,new, and the engine appends C_new.
+type simChange struct {
+	target []raft.NodeID // the voters wanted
+	adds   []raft.NodeID // nodes started for this change
+}
+
+// startChange begins growing, shrinking or replacing, when no change runs.
+func (s *sim) startChange() {
+	if s.change != nil {
+		return
+	}
+	l := s.leader()
+	if l == nil {
+		return
+	}
+	m, pending := l.node.Membership()
+	if pending {
+		return
+	}
+	var voters []raft.NodeID
+	for _, v := range m.Voters {
+		voters = append(voters, v.ID)
+	}
+	r := s.rng
+	ch := &simChange{target: slices.Clone(voters)}
+	switch k := r.IntN(3); {
+	case k == 0 && len(voters) < 5 && len(s.nodes) < 9: // grow
+		id := s.addNode()
+		ch.adds = append(ch.adds, id)
+		ch.target = append(ch.target, id)
+	case k == 1 && len(voters) > 3: // shrink
+		i := r.IntN(len(voters))
+		ch.target = slices.Delete(ch.target, i, i+1)
+	default: // replace one voter by a new node
+		if len(s.nodes) >= 9 {
+			return
+		}
+		id := s.addNode()
+		ch.adds = append(ch.adds, id)
+		i := r.IntN(len(voters))
+		ch.target[i] = id
+	}
+	s.change = ch
+	s.res.Changes++
+	s.logf("membership change: voters %v -> %v", voters, ch.target)
+}
+
+// addNode starts a new, empty node that waits to be added.
+func (s *sim) addNode() raft.NodeID {
+	id := raft.NodeID(len(s.nodes) + 1)
+	n := &simNode{
+		id:        id,
+		tickEvery: simTick + int64(s.rng.IntN(int(simTick*8/100))) - simTick*4/100,
+		disk:      s.diskLatency(),
+	}
+	n.store = &simStore{Storage: memory.New(), s: s, id: id, chain: []uint64{0}}
+	s.nodes = append(s.nodes, n)
+	s.net.group = append(s.net.group, 0)
+	s.members = append(s.members, raft.Member{ID: id, Addr: "sim-new"})
+	s.start(n)
+	s.after(n)
+	return id
+}
+
+// driveChange takes the next step of the change in progress, if it can.
+func (s *sim) driveChange() {
+	ch := s.change
+	if ch == nil {
+		return
+	}
+	l := s.leader()
+	if l == nil {
+		return
+	}
+	m, pending := l.node.Membership()
+	if pending {
+		return
+	}
+	var cur []raft.NodeID
+	for _, v := range m.Voters {
+		cur = append(cur, v.ID)
+	}
+	if sameSet(cur, ch.target) {
+		s.logf("membership change done: voters %v", cur)
+		s.change = nil
+		return
+	}
+	member := func(id raft.NodeID) raft.Member { return raft.Member{ID: id, Addr: s.members[id-1].Addr} }
+	// Newcomers first join as non-voters.
+	var missing []raft.Member
+	for _, id := range ch.target {
+		if !m.Contains(id) {
+			missing = append(missing, member(id))
+		}
+	}
+	if len(missing) > 0 {
+		next := m.Clone()
+		next.NonVoters = append(next.NonVoters, missing...)
+		s.proposeConfig(l, next)
+		return
+	}
+	// Then wait until every future voter has caught up.
+	for _, id := range ch.target {
+		if m.IsVoter(id) {
+			continue
+		}
+		match, ok := l.node.PeerMatch(id)
+		if !ok || match == 0 || l.node.Status().LastIndex > match+50 {
+			return
+		}
+	}
+	joint := raft.Membership{OutgoingVoters: m.Voters, Removed: m.Removed}
+	for _, id := range ch.target {
+		joint.Voters = append(joint.Voters, member(id))
+	}
+	for _, nv := range m.NonVoters {
+		if !slices.Contains(ch.target, nv.ID) {
+			joint.NonVoters = append(joint.NonVoters, nv)
+		}
+	}
+	for _, id := range cur {
+		if !slices.Contains(ch.target, id) {
+			joint.Removed = append(joint.Removed, id)
+		}
+	}
+	s.proposeConfig(l, joint)
+}
+
+func (s *sim) proposeConfig(l *simNode, m raft.Membership) {
+	if err := l.node.ProposeConfig(m); err != nil {
+		s.logf("propose config on %d: %v", l.id, err)
+	}
+	s.after(l)
+}
+
+// leader returns the up node that leads with the highest term, or nil.
+func (s *sim) leader() *simNode {
+	var best *simNode
+	var term uint64
+	for _, n := range s.nodes {
+		if !n.up {
+			continue
+		}
+		if st := n.node.Status(); st.Role == raft.RoleLeader && st.Term >= term {
+			best, term = n, st.Term
+		}
+	}
+	return best
+}
+
+func sameSet(a, b []raft.NodeID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
