@@ -58,6 +58,13 @@ func (n *Node) AddNonVoter(ctx context.Context, id NodeID, addr string) error {
 // C_new. It returns once C_new is committed. Nodes left out are removed; a
 // removed leader keeps leading until C_new commits, then hands over. Only
 // the leader accepts it, one change at a time (ErrConfigChangeInProgress).
+//
+// If leadership moves during the change, it returns ErrNotLeader or
+// ErrLeadershipLost; a committed C_old,new is still completed by the next
+// leader. In one rare case a node being removed leads for a while: when the
+// leader that appended C_new dies before C_new reaches any other node, a
+// node of C_old can win an election under C_old,new; it then appends and
+// commits C_new itself and steps down.
 func (n *Node) ChangeMembership(ctx context.Context, voters, nonVoters []Member) error {
 	if !n.changing.CompareAndSwap(false, true) {
 		return ErrConfigChangeInProgress
