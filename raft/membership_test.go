@@ -221,3 +221,58 @@ func TestMembershipChangeErrors(t *testing.T) {
 		t.Fatalf("re-adding removed ID %d: %v", f, err)
 	}
 }
+
+// TestLeaderCrashDuringJointPhase crashes the leader while a change from
+// five voters to three is in its joint phase: early (C_old,new probably not
+// yet committed) and late (probably committed). Either way the cluster must
+// end in one configuration, C_old or C_new, never stuck in C_old,new.
+func TestLeaderCrashDuringJointPhase(t *testing.T) {
+	for _, delay := range []time.Duration{0, 15 * time.Millisecond} {
+		t.Run(fmt.Sprint("after", delay), func(t *testing.T) {
+			c := rafttest.NewCluster(t, 5, rafttest.ClusterOptions{})
+			l := c.WaitLeader(waitLong)
+			var keep []raft.NodeID
+			for _, id := range c.IDs() {
+				if id != l && len(keep) < 3 {
+					keep = append(keep, id)
+				}
+			}
+			go func() { _ = c.Node(l).ChangeMembership(context.Background(), members(keep...), nil) }()
+			// Crash the leader once a follower holds the joint config.
+			deadline := time.Now().Add(waitLong)
+			for {
+				m := c.Node(keep[0]).Metrics()
+				if m.Membership.IsJoint() || len(m.Membership.Voters) == 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the joint configuration never reached a follower")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(delay)
+			c.Crash(l)
+			nl := c.WaitLeader(waitLong)
+			if _, err := c.Node(nl).Propose(ctxT(t, waitLong), []byte("after")); err != nil {
+				t.Fatalf("write after the crash: %v", err)
+			}
+			c.Restart(l)
+			c.WaitConverged(waitLong)
+			var final *raft.Membership
+			for _, id := range c.Live() {
+				m := c.Node(id).Metrics().Membership
+				if m.IsJoint() {
+					t.Fatalf("node %d still in a joint configuration: %+v", id, m)
+				}
+				if final == nil {
+					final = &m
+				} else if !final.Equal(&m) {
+					t.Fatalf("nodes disagree on the configuration: %+v vs %+v", *final, m)
+				}
+			}
+			if n := len(final.Voters); n != 3 && n != 5 {
+				t.Fatalf("final voters %+v, want C_old (5) or C_new (3)", final.Voters)
+			}
+		})
+	}
+}
