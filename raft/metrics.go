@@ -39,6 +39,9 @@ type Metrics struct {
 	// Removed is set once this node's log holds a configuration without
 	// it: it no longer takes part and will not campaign.
 	Removed bool
+	// PhasingOut is set on a leader of a joint configuration whose new
+	// voters exclude it: it steps down once C_new commits.
+	PhasingOut bool
 	// SnapshotIndex is the index of the latest snapshot (0 if none).
 	SnapshotIndex uint64
 	// SnapshotsTaken, SnapshotsSent and SnapshotsReceived count snapshots
@@ -140,6 +143,7 @@ func (n *Node) publishMetrics() {
 		LeaderAddr: n.lastView.leaderAddr, CommitIndex: s.Committed, AppliedIndex: n.applier.applied.Load(),
 		LastIndex: s.LastIndex, FirstIndex: s.FirstIndex, Membership: s.Membership, At: time.Now(),
 		Removed:       n.eng.Removed(),
+		PhasingOut:    n.eng.PhasingOut(),
 		SnapshotIndex: n.eng.SnapshotIndex(), SnapshotsTaken: n.snaps.taken.Load(),
 		SnapshotsSent: n.snaps.sent.Load(), SnapshotsReceived: n.snaps.received.Load(),
 	}
