@@ -20,17 +20,9 @@ func (s *sim) startChange() {
 	if s.change != nil {
 		return
 	}
-	l := s.leader()
-	if l == nil {
+	_, _, voters, ok := s.settledConfig()
+	if !ok {
 		return
-	}
-	m, pending := l.node.Membership()
-	if pending {
-		return
-	}
-	var voters []raft.NodeID
-	for _, v := range m.Voters {
-		voters = append(voters, v.ID)
 	}
 	r := s.rng
 	ch := &simChange{target: slices.Clone(voters)}
@@ -79,17 +71,9 @@ func (s *sim) driveChange() {
 	if ch == nil {
 		return
 	}
-	l := s.leader()
-	if l == nil {
+	l, m, cur, ok := s.settledConfig()
+	if !ok {
 		return
-	}
-	m, pending := l.node.Membership()
-	if pending {
-		return
-	}
-	var cur []raft.NodeID
-	for _, v := range m.Voters {
-		cur = append(cur, v.ID)
 	}
 	if sameSet(cur, ch.target) {
 		s.logf("membership change done: voters %v", cur)
@@ -142,6 +126,24 @@ func (s *sim) proposeConfig(l *simNode, m raft.Membership) {
 		s.logf("propose config on %d: %v", l.id, err)
 	}
 	s.after(l)
+}
+
+// settledConfig returns the leader, its configuration and voter IDs, when
+// a leader exists and no configuration change is pending on it.
+func (s *sim) settledConfig() (*simNode, raft.Membership, []raft.NodeID, bool) {
+	l := s.leader()
+	if l == nil {
+		return nil, raft.Membership{}, nil, false
+	}
+	m, pending := l.node.Membership()
+	if pending {
+		return nil, raft.Membership{}, nil, false
+	}
+	var voters []raft.NodeID
+	for _, v := range m.Voters {
+		voters = append(voters, v.ID)
+	}
+	return l, m, voters, true
 }
 
 // leader returns the up node that leads with the highest term, or nil.
