@@ -119,9 +119,9 @@ func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []Member)
 	// Stage 2: the joint configuration (or a plain one when the voters
 	// do not change), then C_new, which the engine appends by itself.
 	target := Membership{Voters: voters, NonVoters: nonVoters, Removed: m.Removed}
-	for _, id := range m.IDs() {
-		if !seen[id] {
-			target.Removed = append(target.Removed, id)
+	for _, x := range m.Members() {
+		if !seen[x.ID] {
+			target.Removed = append(target.Removed, x)
 		}
 	}
 	if !sameIDs(voters, m.Voters) {

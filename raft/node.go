@@ -390,9 +390,11 @@ func (n *Node) updateView() {
 		v.membership = e.Membership().Clone()
 		// Keep the addresses of members just removed: the leader goes on
 		// replicating to them until they hold their removal.
-		peers := v.membership.Members()
+		// Removed members stay reachable: the leader tells them of their
+		// removal until they know.
+		peers := append(v.membership.Members(), v.membership.Removed...)
 		for _, old := range n.lastView.membership.Members() {
-			if !v.membership.Contains(old.ID) {
+			if !v.membership.Contains(old.ID) && !v.membership.WasRemoved(old.ID) {
 				peers = append(peers, old)
 			}
 		}

@@ -113,9 +113,9 @@ func (s *sim) driveChange() {
 			joint.NonVoters = append(joint.NonVoters, nv)
 		}
 	}
-	for _, id := range cur {
-		if !slices.Contains(ch.target, id) {
-			joint.Removed = append(joint.Removed, id)
+	for _, x := range m.Members() {
+		if !slices.Contains(ch.target, x.ID) {
+			joint.Removed = append(joint.Removed, x)
 		}
 	}
 	s.proposeConfig(l, joint)

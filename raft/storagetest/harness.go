@@ -348,7 +348,7 @@ func writeInPieces(w io.Writer, data []byte) error {
 		n := min(sizes[i%len(sizes)], len(data))
 		k, err := w.Write(data[:n])
 		if err == nil && k != n {
-			err = fmt.Errorf("Write wrote %d of %d bytes", k, n)
+			err = fmt.Errorf("short write: %d of %d bytes", k, n)
 		}
 		if err != nil {
 			return err

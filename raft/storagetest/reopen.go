@@ -61,7 +61,7 @@ func checkConfigEntries(h *harness) {
 		{
 			Voters:    []raft.Member{{ID: 1, Addr: "a:1"}, {ID: 2, Addr: "b:2"}, {ID: 4, Addr: "d:4"}},
 			NonVoters: []raft.Member{{ID: 5, Addr: string(bytes.Repeat([]byte("long-address."), 300))}},
-			Removed:   []raft.NodeID{3},
+			Removed:   []raft.Member{{ID: 3, Addr: "three"}},
 		},
 		fullMembership(),
 	}

@@ -95,6 +95,6 @@ func fullMembership() raft.Membership {
 		Voters:         []raft.Member{{ID: 1, Addr: "10.0.0.1:7000"}, {ID: 2, Addr: "node-2.example:7000"}, {ID: 4, Addr: "[::1]:7004"}},
 		OutgoingVoters: []raft.Member{{ID: 1, Addr: "10.0.0.1:7000"}, {ID: 2, Addr: "node-2.example:7000"}, {ID: 3, Addr: "nœud-3:7003"}},
 		NonVoters:      []raft.Member{{ID: 5, Addr: ""}, {ID: 1 << 40, Addr: "learner"}},
-		Removed:        []raft.NodeID{6, 9, 1 << 50},
+		Removed:        []raft.Member{{ID: 6, Addr: "six"}, {ID: 9}, {ID: 1 << 50, Addr: "big"}},
 	}
 }

@@ -85,9 +85,9 @@ func randMembership(r *rand.Rand) raft.Membership {
 		NonVoters:      randMembers(r),
 	}
 	if r.IntN(2) == 0 {
-		m.Removed = []raft.NodeID{}
+		m.Removed = []raft.Member{}
 		for range r.IntN(4) {
-			m.Removed = append(m.Removed, raft.NodeID(max(1, randU64(r))))
+			m.Removed = append(m.Removed, raft.Member{ID: raft.NodeID(max(1, randU64(r)))})
 		}
 	}
 	return m

@@ -53,7 +53,7 @@ func TestZeroAndExtremeMessages(t *testing.T) {
 			Reject: true, Transfer: true,
 			Entries: []raft.Entry{{Index: max, Term: max, Type: raft.EntryConfig, Data: make([]byte, 1<<20)}},
 			Snapshot: &raft.SnapshotChunk{
-				Meta:   raft.SnapshotMeta{Index: max, Term: max, Membership: raft.Membership{Removed: []raft.NodeID{raft.NodeID(max)}}},
+				Meta:   raft.SnapshotMeta{Index: max, Term: max, Membership: raft.Membership{Removed: []raft.Member{{ID: raft.NodeID(max)}}}},
 				Offset: max, Data: make([]byte, 3<<20), Done: true,
 			},
 		},

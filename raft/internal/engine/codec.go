@@ -10,7 +10,7 @@ import (
 var ErrMalformed = errors.New("malformed data")
 
 const (
-	membershipVersion = 2 // 1 had no Removed list
+	membershipVersion = 2 // 1 had no Removed set
 	maxMembers        = 1 << 12
 	maxAddrLen        = 1 << 12
 )
@@ -20,17 +20,13 @@ const (
 func EncodeMembership(m Membership) []byte {
 	b := make([]byte, 0, 64)
 	b = append(b, membershipVersion)
-	for _, set := range [][]Member{m.Voters, m.OutgoingVoters, m.NonVoters} {
+	for _, set := range [][]Member{m.Voters, m.OutgoingVoters, m.NonVoters, m.Removed} {
 		b = binary.AppendUvarint(b, uint64(len(set)))
 		for _, x := range set {
 			b = binary.AppendUvarint(b, uint64(x.ID))
 			b = binary.AppendUvarint(b, uint64(len(x.Addr)))
 			b = append(b, x.Addr...)
 		}
-	}
-	b = binary.AppendUvarint(b, uint64(len(m.Removed)))
-	for _, id := range m.Removed {
-		b = binary.AppendUvarint(b, uint64(id))
 	}
 	return b
 }
@@ -45,6 +41,9 @@ func DecodeMembership(b []byte) (Membership, error) {
 	version := b[0]
 	b = b[1:]
 	sets := []*[]Member{&m.Voters, &m.OutgoingVoters, &m.NonVoters}
+	if version >= 2 {
+		sets = append(sets, &m.Removed)
+	}
 	for _, set := range sets {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > maxMembers || n > uint64(len(b)) {
@@ -64,21 +63,6 @@ func DecodeMembership(b []byte) (Membership, error) {
 			b = b[k:]
 			*set = append(*set, Member{ID: NodeID(id), Addr: string(b[:l])})
 			b = b[l:]
-		}
-	}
-	if version >= 2 {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > maxMembers || n > uint64(len(b)) {
-			return Membership{}, fmt.Errorf("%w: membership: bad removed count", ErrMalformed)
-		}
-		b = b[k:]
-		for i := uint64(0); i < n; i++ {
-			id, k := binary.Uvarint(b)
-			if k <= 0 || id == 0 {
-				return Membership{}, fmt.Errorf("%w: membership: bad removed id", ErrMalformed)
-			}
-			m.Removed = append(m.Removed, NodeID(id))
-			b = b[k:]
 		}
 	}
 	if len(b) != 0 {

@@ -11,7 +11,7 @@ func TestMembershipCodecRoundTrip(t *testing.T) {
 		Voters:         []Member{{ID: 1, Addr: "a:1"}, {ID: 2, Addr: ""}},
 		OutgoingVoters: []Member{{ID: 3, Addr: "c"}},
 		NonVoters:      []Member{{ID: 9, Addr: "nine"}},
-		Removed:        []NodeID{4, 7},
+		Removed:        []Member{{ID: 4, Addr: "d"}, {ID: 7}},
 	}
 	got, err := DecodeMembership(EncodeMembership(m))
 	if err != nil || !got.Equal(&m) {
@@ -28,7 +28,7 @@ func TestMembershipCodecRoundTrip(t *testing.T) {
 
 func TestMembershipDecodeRejectsGarbage(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
-	good := EncodeMembership(Membership{Voters: []Member{{ID: 1, Addr: "x"}}, Removed: []NodeID{2}})
+	good := EncodeMembership(Membership{Voters: []Member{{ID: 1, Addr: "x"}}, Removed: []Member{{ID: 2}}})
 	for i := 0; i < 2000; i++ {
 		b := append([]byte(nil), good...)
 		switch i % 3 {

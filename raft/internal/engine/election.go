@@ -129,6 +129,7 @@ func (e *Engine) becomeLeader() {
 	e.transferee = 0
 	e.prs = map[NodeID]*progress{}
 	e.peers = nil
+	e.departDone = map[NodeID]bool{}
 	e.syncProgress()
 	e.reads.reset()
 	// Append a no-op so that entries of earlier terms commit through it
@@ -145,6 +146,15 @@ func (e *Engine) syncProgress() {
 			ids = append(ids, id) // departing: kept until it holds its removal
 		}
 	}
+	if e.role == Leader {
+		// Removed nodes this leader has not yet seen learn their removal
+		// (one may have missed it when an earlier leader fell).
+		for _, r := range e.membership.Removed {
+			if !containsID(ids, r.ID) && r.ID != e.id && !e.departDone[r.ID] {
+				ids = append(ids, r.ID)
+			}
+		}
+	}
 	sortIDs(ids)
 	e.peers = e.peers[:0]
 	for _, id := range ids { // ascending
@@ -154,9 +164,6 @@ func (e *Engine) syncProgress() {
 		pr := e.prs[id]
 		member := e.membership.Contains(id)
 		if pr == nil {
-			if !member {
-				continue
-			}
 			pr = &progress{id: id, next: e.log.last + 1, lastContact: e.now, recentActive: true}
 			e.prs[id] = pr
 		}
@@ -167,8 +174,11 @@ func (e *Engine) syncProgress() {
 		case pr.departAt == 0:
 			pr.departAt = e.pendingConfIndex
 		}
-		if pr.departAt > 0 && pr.match >= pr.departAt {
+		if pr.departAt > 0 && (pr.match >= pr.departAt || e.now-pr.lastContact > uint64(100*e.cfg.ElectionTicks)) {
+			// It holds its removal, or has been silent too long to wait
+			// for: stop tracking it for the rest of this leadership.
 			delete(e.prs, id)
+			e.departDone[id] = true
 			continue
 		}
 		e.peers = append(e.peers, pr)

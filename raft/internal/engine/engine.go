@@ -235,7 +235,9 @@ type Engine struct {
 	// peers uses it, so that message order, and with it a whole run, is
 	// reproducible (map iteration order is random).
 	peers []*progress
-	votes map[uint64]bool
+	// departDone lists removed nodes this leader stopped telling.
+	departDone map[NodeID]bool
+	votes      map[uint64]bool
 
 	now               uint64 // ticks since start
 	electionElapsed   int
@@ -366,6 +368,7 @@ func (e *Engine) tickLeader() {
 			e.transferee = 0
 			e.transferAborted = true
 		}
+		e.syncProgress() // gives up on removed nodes silent for too long
 	}
 	if e.heartbeatElapsed >= e.cfg.HeartbeatTicks {
 		e.heartbeatElapsed = 0

@@ -149,7 +149,7 @@ func TestProposeConfigWhilePendingRefused(t *testing.T) {
 func TestRemovedNodeWinsThenCompletesItsRemoval(t *testing.T) {
 	w := newWorld(t, 5)
 	w.elect(1)
-	joint := Membership{Voters: voters(1, 2, 3, 4), OutgoingVoters: voters(1, 2, 3, 4, 5), Removed: []NodeID{5}}
+	joint := Membership{Voters: voters(1, 2, 3, 4), OutgoingVoters: voters(1, 2, 3, 4, 5), Removed: voters(5)}
 	if _, err := w.nodes[1].e.ProposeConfig(joint); err != nil {
 		t.Fatal(err)
 	}
@@ -204,4 +204,34 @@ func containsCfgJoint(ents []Entry) bool {
 		}
 	}
 	return false
+}
+
+// TestNextLeaderTellsRemovedNode: node 5 is cut off while it is removed and
+// the leader that removed it dies. The next leader never tracked node 5,
+// yet must tell it of its removal, so that it stops campaigning (found by
+// the simulator: such a node stayed a pre-candidate forever).
+func TestNextLeaderTellsRemovedNode(t *testing.T) {
+	w := newWorld(t, 5)
+	w.elect(1)
+	w.isolate(5)
+	w.proposeConfig(1, Membership{Voters: voters(1, 2, 3, 4), OutgoingVoters: voters(1, 2, 3, 4, 5), Removed: voters(5)})
+	w.tick(2, 1, 2, 3, 4)
+	if m := w.nodes[1].e.Membership(); m.IsJoint() || m.Contains(5) {
+		t.Fatalf("leader membership %+v", m)
+	}
+	w.isolate(1) // the leader that removed 5 is gone
+	w.cut = map[[2]NodeID]bool{}
+	w.isolate(1)
+	w.expireLease(2, 3, 4)
+	w.elect(2)
+	w.tick(3, 2, 3, 4, 5)
+	if !w.nodes[5].e.Removed() {
+		t.Fatalf("node 5 never learned it was removed: membership %+v", w.nodes[5].e.Membership())
+	}
+	if r := w.nodes[5].e.Role(); r == PreCandidate || r == Candidate {
+		t.Fatalf("removed node 5 still campaigns: %v", r)
+	}
+	if _, tracked := w.nodes[2].e.PeerMatch(5); tracked {
+		t.Fatal("leader keeps tracking node 5 after it learned")
+	}
 }

@@ -8,10 +8,7 @@
 // documentation lives on these declarations.
 package engine
 
-import (
-	"fmt"
-	"slices"
-)
+import "fmt"
 
 // NodeID identifies a node within a Raft group. Zero means "no node".
 type NodeID uint64
@@ -89,10 +86,11 @@ type Membership struct {
 	Voters         []Member
 	OutgoingVoters []Member
 	NonVoters      []Member
-	// Removed lists the IDs of nodes removed by earlier changes. They may
-	// not join again under the same ID: a stale process with that ID could
-	// otherwise be mistaken for the new member.
-	Removed []NodeID
+	// Removed lists the nodes removed by earlier changes. They may not
+	// join again under the same ID (a stale process with that ID could be
+	// mistaken for the new member), and a leader keeps telling them of
+	// their removal until they know.
+	Removed []Member
 }
 
 // IsJoint reports whether m is a joint configuration (C_old,new).
@@ -168,11 +166,11 @@ func (m *Membership) Equal(o *Membership) bool {
 		return true
 	}
 	return eq(m.Voters, o.Voters) && eq(m.OutgoingVoters, o.OutgoingVoters) && eq(m.NonVoters, o.NonVoters) &&
-		slices.Equal(m.Removed, o.Removed)
+		eq(m.Removed, o.Removed)
 }
 
 // WasRemoved reports whether id was removed by an earlier change.
-func (m *Membership) WasRemoved(id NodeID) bool { return containsID(m.Removed, id) }
+func (m *Membership) WasRemoved(id NodeID) bool { return contains(m.Removed, id) }
 
 // Clone returns a deep copy of m.
 func (m Membership) Clone() Membership {
@@ -180,7 +178,7 @@ func (m Membership) Clone() Membership {
 		Voters:         append([]Member(nil), m.Voters...),
 		OutgoingVoters: append([]Member(nil), m.OutgoingVoters...),
 		NonVoters:      append([]Member(nil), m.NonVoters...),
-		Removed:        append([]NodeID(nil), m.Removed...),
+		Removed:        append([]Member(nil), m.Removed...),
 	}
 }
 
