@@ -1,8 +1,12 @@
 // Command cluster measures raftkit end to end: a cluster of nodes in one
-// process on memory storage and the in-memory network, with concurrent
+// process on memory storage (or, with -storage disk, the durable disk store,
+// one directory per node) and the in-memory network, with concurrent
 // clients proposing fixed-size writes to the leader. It prints one line:
 //
 //	raftkit nodes=3 storage=memory clients=256 size=128 ops=N ops_per_s=N p50_us=N p99_us=N
+//
+// With -storage disk the line ends with fsyncs_per_s (all nodes together)
+// and entries_per_fsync, measured over the same interval.
 //
 // Every write is acknowledged only once it is committed by a quorum and
 // applied on the leader, exactly as in production.
@@ -15,12 +19,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/raftkit/raftkit/adapters/storage/disk"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/rafttest"
@@ -35,8 +41,14 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	snapEvery := flag.Int("snapshot-entries", 0, "snapshot every N entries (0: the library default, -1: never)")
 	reportEvery := flag.Duration("report-every", 0, "print throughput and resident memory to stderr at this interval")
+	storage := flag.String("storage", "memory", "storage: memory or disk")
+	data := flag.String("data", "", "with -storage disk, the directory for the nodes' data (default: a temporary directory, removed at the end)")
 	flag.Parse()
-	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery); err != nil {
+	if *storage != "memory" && *storage != "disk" {
+		fmt.Fprintf(os.Stderr, "cluster: unknown -storage %q (want memory or disk)\n", *storage)
+		os.Exit(2)
+	}
+	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
@@ -73,8 +85,57 @@ func (s counterSnapshot) WriteTo(w io.Writer) (int64, error) {
 
 func (counterSnapshot) Release() {}
 
-func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration) error {
+// stores opens each node's storage and, for disk stores, sums their fsync
+// counters.
+type stores struct {
+	kind string
+	dir  string
+	disk []*disk.Storage
+}
+
+// open returns node id's storage.
+func (s *stores) open(id int) (raft.Storage, error) {
+	if s.kind == "memory" {
+		return memory.New(), nil
+	}
+	d, err := disk.Open(filepath.Join(s.dir, fmt.Sprint("node", id)), disk.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s.disk = append(s.disk, d)
+	return d, nil
+}
+
+// close closes the disk stores.
+func (s *stores) close() {
+	for _, d := range s.disk {
+		if err := d.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "cluster: closing storage:", err)
+		}
+	}
+}
+
+// counters returns the fsyncs and saved entries of every disk store.
+func (s *stores) counters() (syncs, entries uint64) {
+	for _, d := range s.disk {
+		syncs += d.Syncs()
+		entries += d.SavedEntries()
+	}
+	return syncs, entries
+}
+
+func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration, storage, dataDir string) error {
 	ctx := context.Background()
+	st := &stores{kind: storage, dir: dataDir}
+	if storage == "disk" && dataDir == "" {
+		tmp, err := os.MkdirTemp("", "raftkit-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		st.dir = tmp
+	}
+	defer st.close() // after the nodes stop, before the directory goes
 	network := rafttest.NewNetwork()
 	defer network.Close()
 	var members []raft.Member
@@ -83,8 +144,12 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	}
 	var all []*raft.Node
 	for i := 1; i <= n; i++ {
+		store, err := st.open(i)
+		if err != nil {
+			return err
+		}
 		node, err := raft.NewNode(ctx, raft.Config{
-			ID: raft.NodeID(i), Storage: memory.New(), Network: network.Endpoint(raft.NodeID(i)),
+			ID: raft.NodeID(i), Storage: store, Network: network.Endpoint(raft.NodeID(i)),
 			StateMachine:      &counter{},
 			HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
 			SnapshotEntries: snapEvery,
@@ -139,6 +204,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 		}
 		defer pprof.StopCPUProfile()
 	}
+	syncs0, entries0 := st.counters()
 	measuring.Store(true)
 	start := time.Now()
 	if reportEvery > 0 {
@@ -161,6 +227,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	}
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	syncs1, entries1 := st.counters()
 	stop.Store(true)
 	wg.Wait()
 	if err, ok := failure.Load().(error); ok {
@@ -174,8 +241,14 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	}
 	pct := merged.percentile
 	total := ops.Load()
-	fmt.Printf("raftkit nodes=%d storage=memory clients=%d size=%d ops=%d ops_per_s=%.0f p50_us=%d p99_us=%d\n",
-		n, clients, size, total, float64(total)/elapsed.Seconds(), pct(0.50), pct(0.99))
+	line := fmt.Sprintf("raftkit nodes=%d storage=%s clients=%d size=%d ops=%d ops_per_s=%.0f p50_us=%d p99_us=%d",
+		n, storage, clients, size, total, float64(total)/elapsed.Seconds(), pct(0.50), pct(0.99))
+	if storage == "disk" {
+		syncs, entries := syncs1-syncs0, entries1-entries0
+		line += fmt.Sprintf(" fsyncs_per_s=%.0f entries_per_fsync=%.1f",
+			float64(syncs)/elapsed.Seconds(), float64(entries)/float64(max(syncs, 1)))
+	}
+	fmt.Println(line)
 	return nil
 }
 

@@ -1,0 +1,254 @@
+package disk
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/raftkit/raftkit/raft"
+)
+
+// entryLoc is the in-memory index of one log entry: its term and type and
+// where its data lies in the log.
+type entryLoc struct {
+	term uint64
+	seg  *segment
+	off  int64
+	n    uint32
+	typ  raft.EntryType
+}
+
+// replay rebuilds the log's state from the write-ahead log's records.
+type replay struct {
+	hs raft.HardState
+	// markIndex and markTerm identify the latest snapshot the log records
+	// as committed (by a recSnapshot or recCompact record).
+	markIndex, markTerm uint64
+	first               uint64     // FirstIndex
+	start               uint64     // the index of ents[0]
+	ents                []entryLoc // start .. start+len(ents)-1
+	scratch             []savedEntry
+}
+
+// last returns the index of the last entry replayed.
+func (r *replay) last() uint64 { return r.start + uint64(len(r.ents)) - 1 }
+
+// openSegments lists dir's segments in log order and opens them.
+func openSegments(dir string, log *slog.Logger) ([]*segment, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("disk: reading wal directory: %w", err)
+	}
+	var segs []*segment
+	for _, de := range des {
+		first, seq, ok := parseSegmentName(de.Name())
+		if !ok {
+			log.Warn("disk: ignoring unexpected file in wal directory", "name", de.Name())
+			continue
+		}
+		segs = append(segs, &segment{seq: seq, first: first, path: filepath.Join(dir, de.Name())})
+	}
+	slices.SortFunc(segs, func(a, b *segment) int { return cmpUint(a.seq, b.seq) })
+	for _, sg := range segs {
+		if sg.f, err = os.OpenFile(sg.path, os.O_RDWR, 0); err != nil {
+			closeSegments(segs)
+			return nil, fmt.Errorf("disk: opening segment: %w", err)
+		}
+	}
+	return segs, nil
+}
+
+// closeSegments closes every open segment file.
+func closeSegments(segs []*segment) {
+	for _, sg := range segs {
+		if sg.f != nil {
+			_ = sg.f.Close()
+		}
+	}
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// readSegment applies every record of sg. In the last segment a bad record
+// followed by nothing valid is a torn write: the file is truncated there.
+// Anywhere else a bad record is corruption.
+func (r *replay) readSegment(sg *segment, isLast, noSync bool, log *slog.Logger) error {
+	fi, err := sg.f.Stat()
+	if err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	size := fi.Size()
+	br := bufio.NewReaderSize(io.NewSectionReader(sg.f, 0, size), 1<<20)
+	var hdr [recHeader]byte
+	var payload []byte
+	off := int64(0)
+	for off < size {
+		bad := ""
+		var n int64
+		if size-off < recHeader {
+			bad = "short record header"
+		} else if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return fmt.Errorf("disk: reading %s: %w", sg.path, err)
+		} else if n = int64(binary.LittleEndian.Uint32(hdr[:])); n > maxRecord || n > size-off-recHeader {
+			bad = "record length past the end of the file"
+		} else {
+			payload = slices.Grow(payload[:0], int(n))[:n]
+			if _, err := io.ReadFull(br, payload); err != nil {
+				return fmt.Errorf("disk: reading %s: %w", sg.path, err)
+			}
+			crc := crc32.Update(crc32.Update(0, castagnoli, hdr[8:9]), castagnoli, payload)
+			if crc != binary.LittleEndian.Uint32(hdr[4:]) {
+				bad = "checksum mismatch"
+			}
+		}
+		if bad != "" {
+			return r.badRecord(sg, off, size, bad, isLast, noSync, log)
+		}
+		if err := r.apply(sg, off, hdr[8], payload); err != nil {
+			return corruptf("%s at offset %d: %v", sg.path, off, err)
+		}
+		off += recHeader + n
+	}
+	sg.size = size
+	return nil
+}
+
+// badRecord handles a bad record at off in sg: a torn tail is truncated,
+// anything else is reported as corruption.
+func (r *replay) badRecord(sg *segment, off, size int64, why string, isLast, noSync bool, log *slog.Logger) error {
+	if !isLast {
+		return corruptf("%s at offset %d: %s (not the last segment)", sg.path, off, why)
+	}
+	tail := make([]byte, size-off)
+	if _, err := sg.f.ReadAt(tail, off); err != nil {
+		return fmt.Errorf("disk: reading %s: %w", sg.path, err)
+	}
+	if p := findRecord(tail); p >= 0 {
+		return corruptf("%s at offset %d: %s, followed by a valid record at offset %d", sg.path, off, why, off+int64(p))
+	}
+	log.Warn("disk: truncating torn write at the end of the log",
+		"segment", sg.path, "offset", off, "bytes", size-off, "reason", why)
+	if err := sg.f.Truncate(off); err != nil {
+		return fmt.Errorf("disk: truncating torn tail: %w", err)
+	}
+	if !noSync {
+		if err := sg.f.Sync(); err != nil {
+			return fmt.Errorf("disk: truncating torn tail: %w", err)
+		}
+	}
+	sg.size = off
+	return nil
+}
+
+// findRecord returns the offset of the first valid record in b after
+// offset 0, or -1.
+func findRecord(b []byte) int {
+	for p := 1; p+recHeader <= len(b); p++ {
+		t := b[p+8]
+		if t < recSave || t > recSnapshot {
+			continue
+		}
+		n := int(binary.LittleEndian.Uint32(b[p:]))
+		if n > len(b)-p-recHeader {
+			continue
+		}
+		if crc32.Checksum(b[p+8:p+recHeader+n], castagnoli) == binary.LittleEndian.Uint32(b[p+4:]) {
+			return p
+		}
+	}
+	return -1
+}
+
+// apply applies one valid record, found at off in sg, to the replay state.
+func (r *replay) apply(sg *segment, off int64, typ byte, payload []byte) error {
+	switch typ {
+	case recSave:
+		hs, lo, ents, err := decodeSave(payload, r.scratch[:0])
+		r.scratch = ents[:0]
+		if err != nil {
+			return err
+		}
+		if hs != nil {
+			r.hs = *hs
+		}
+		if len(ents) == 0 {
+			return nil
+		}
+		if lo == 0 {
+			return errors.New("save record at index 0")
+		}
+		if lo <= r.start || lo > r.last()+1 {
+			// Everything before lo is gone: it was in segments deleted
+			// by a compaction whose record comes later.
+			r.ents, r.start = r.ents[:0], lo
+		} else {
+			r.ents = r.ents[:lo-r.start]
+		}
+		for _, e := range ents {
+			r.ents = append(r.ents, entryLoc{
+				term: e.term, typ: e.typ, seg: sg, n: uint32(e.n),
+				off: off + recHeader + int64(e.off),
+			})
+		}
+		sg.maxIndex = max(sg.maxIndex, r.last())
+	case recCompact, recSnapshot:
+		st, err := decodeState(payload)
+		if err != nil {
+			return err
+		}
+		r.hs, r.markIndex, r.markTerm = st.hs, st.snapIndex, st.snapTerm
+		switch {
+		case typ == recSnapshot && st.discardLog:
+			r.resetTo(st.snapIndex)
+		case typ == recCompact:
+			r.compact(st.upTo)
+		}
+	default:
+		return fmt.Errorf("unknown record type %d", typ)
+	}
+	return nil
+}
+
+// resetTo discards the log, leaving FirstIndex = LastIndex+1 = index+1.
+func (r *replay) resetTo(index uint64) {
+	r.ents, r.start, r.first = r.ents[:0], index+1, index+1
+}
+
+// compact discards the entries ≤ upTo.
+func (r *replay) compact(upTo uint64) {
+	r.first = max(r.first, upTo+1)
+	if r.start >= r.first {
+		return
+	}
+	drop := r.first - r.start
+	if drop >= uint64(len(r.ents)) {
+		r.ents, r.start = r.ents[:0], r.first
+		return
+	}
+	r.ents, r.start = r.ents[drop:], r.first
+}
+
+// finish checks that the log is whole from FirstIndex to LastIndex and
+// returns its entries.
+func (r *replay) finish() ([]entryLoc, error) {
+	if r.start > r.first {
+		return nil, corruptf("log entries [%d, %d) are missing", r.first, r.start)
+	}
+	r.compact(r.first - 1)
+	return slices.Clip(r.ents), nil
+}
