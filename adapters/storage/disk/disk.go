@@ -8,11 +8,13 @@
 //	snap/<index>-<term>.snap              the latest snapshot
 //
 // Every change to the log (Save, Compact, a snapshot's Commit) is one record
-// appended to the active segment and fsynced before the call returns. On
-// Open the records are replayed to rebuild an in-memory index of the log; a
-// torn record at the very end of the log (a write cut short by a crash) is
-// truncated away, while a bad record anywhere else fails Open with an error
-// wrapping raft.ErrCorrupt. See README.md for the formats and rules.
+// written into zero-filled space preallocated at the end of the active
+// segment and synced before the call returns. On Open the records are
+// replayed to rebuild an in-memory index of the log, up to a zero header
+// (the end of data) in each segment; a torn record at the very end of the
+// log (a write cut short by a crash, followed only by zeros) is zeroed,
+// while a bad record anywhere else fails Open with an error wrapping
+// raft.ErrCorrupt. See README.md for the formats and rules.
 package disk
 
 import (
@@ -287,13 +289,22 @@ func (s *Storage) syncDir(dir string) error {
 }
 
 // appendRecord writes rec at the end of the log, moving on to a new segment
-// first if the active one would grow past SegmentBytes, and fsyncs it. It
-// returns the segment and offset it wrote at. The caller holds s.wmu.
+// first if the active one would grow past SegmentBytes, and fsyncs it. The
+// caller holds s.wmu.
 func (s *Storage) appendRecord(rec []byte) error {
 	_, _, err := s.appendAt(rec)
 	return err
 }
 
+// preallocBytes is how much zero-filled space a segment is extended by at a
+// time (at most up to SegmentBytes).
+const preallocBytes = 4 << 20
+
+// appendAt is appendRecord, also returning the segment and the offset it
+// wrote at. The record is written into space that was zero-filled and
+// fsynced beforehand, so its own sync (fdatasync) changes no metadata, and
+// a crash before that sync leaves the whole record or a torn record
+// followed by zeros.
 func (s *Storage) appendAt(rec []byte) (*segment, int64, error) {
 	sg := s.segs[len(s.segs)-1]
 	if sg.size > 0 && sg.size+int64(len(rec)) > s.segBytes {
@@ -308,14 +319,51 @@ func (s *Storage) appendAt(rec []byte) (*segment, int64, error) {
 		sg = next
 	}
 	off := sg.size
+	if end := off + int64(len(rec)); end > sg.alloc {
+		if err := s.extend(sg, max(end, min(sg.alloc+preallocBytes, s.segBytes))); err != nil {
+			return nil, 0, err
+		}
+	}
 	if _, err := sg.f.WriteAt(rec, off); err != nil {
 		return nil, 0, err
 	}
-	if err := s.sync(sg.f); err != nil {
-		return nil, 0, err
+	if !s.noSync {
+		s.syncs.Add(1)
+		if err := datasync(sg.f); err != nil {
+			return nil, 0, err
+		}
 	}
 	sg.size += int64(len(rec))
 	return sg, off, nil
+}
+
+// zeros is written to extend segments.
+var zeros [256 << 10]byte
+
+// extend grows sg's file to size bytes by writing zeros after sg.alloc, and
+// fsyncs it. Real zeros, not fallocate or truncate: those leave unwritten
+// extents or holes whose first write still updates metadata.
+func (s *Storage) extend(sg *segment, size int64) error {
+	if err := writeZeros(sg.f, sg.alloc, size); err != nil {
+		return err
+	}
+	if err := s.sync(sg.f); err != nil {
+		return err
+	}
+	sg.alloc = size
+	return nil
+}
+
+// writeZeros writes zeros over [from, to) of f.
+func writeZeros(f *os.File, from, to int64) error {
+	for from < to {
+		n := min(to-from, int64(len(zeros)))
+		if _, err := f.WriteAt(zeros[:n], from); err != nil {
+			return err
+		}
+		from += n
+	}
+	return nil
 }
 
 // detachSegments removes from s.segs the leading segments, other than the

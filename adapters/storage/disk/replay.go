@@ -84,29 +84,42 @@ func cmpUint(a, b uint64) int {
 	return 0
 }
 
-// readSegment applies every record of sg. In the last segment a bad record
-// followed by nothing valid is a torn write: the file is truncated there.
-// Anywhere else a bad record is corruption.
+// readSegment applies every record of sg. A record length of 0 marks the
+// end of data (real records have at least their type byte); everything
+// after it up to the end of the file must be zeros, the space written ahead
+// for later records. In the last segment a bad record followed only by
+// zeros is a torn write: it is zeroed and appending resumes there.
+// Anything else is corruption.
 func (r *replay) readSegment(sg *segment, isLast, noSync bool, log *slog.Logger) error {
 	fi, err := sg.f.Stat()
 	if err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
 	size := fi.Size()
+	sg.alloc = size
 	br := bufio.NewReaderSize(io.NewSectionReader(sg.f, 0, size), 1<<20)
 	var hdr [recHeader]byte
 	var payload []byte
 	off := int64(0)
 	for off < size {
+		h := hdr[:min(size-off, recHeader)]
+		if _, err := io.ReadFull(br, h); err != nil {
+			return fmt.Errorf("disk: reading %s: %w", sg.path, err)
+		}
+		if allZero(h) {
+			return r.endOfData(sg, br, off, size, h)
+		}
 		bad := ""
 		var n int64
-		if size-off < recHeader {
+		recEnd := size // where the bad record ends, as far as can be told
+		if len(h) >= 4 && binary.LittleEndian.Uint32(h) == 0 {
+			bad, recEnd = "record of length 0 with a non-zero header", off+int64(len(h))
+		} else if len(h) < recHeader {
 			bad = "short record header"
-		} else if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return fmt.Errorf("disk: reading %s: %w", sg.path, err)
-		} else if n = int64(binary.LittleEndian.Uint32(hdr[:])); n > maxRecord || n > size-off-recHeader {
+		} else if n = int64(binary.LittleEndian.Uint32(h)); n > maxRecord || n > size-off-recHeader {
 			bad = "record length past the end of the file"
 		} else {
+			recEnd = off + recHeader + n
 			payload = slices.Grow(payload[:0], int(n))[:n]
 			if _, err := io.ReadFull(br, payload); err != nil {
 				return fmt.Errorf("disk: reading %s: %w", sg.path, err)
@@ -117,7 +130,7 @@ func (r *replay) readSegment(sg *segment, isLast, noSync bool, log *slog.Logger)
 			}
 		}
 		if bad != "" {
-			return r.badRecord(sg, off, size, bad, isLast, noSync, log)
+			return r.badRecord(sg, off, recEnd, size, bad, isLast, noSync, log)
 		}
 		if err := r.apply(sg, off, hdr[8], payload); err != nil {
 			return corruptf("%s at offset %d: %v", sg.path, off, err)
@@ -128,9 +141,30 @@ func (r *replay) readSegment(sg *segment, isLast, noSync bool, log *slog.Logger)
 	return nil
 }
 
-// badRecord handles a bad record at off in sg: a torn tail is truncated,
-// anything else is reported as corruption.
-func (r *replay) badRecord(sg *segment, off, size int64, why string, isLast, noSync bool, log *slog.Logger) error {
+// endOfData handles the end-of-data marker at off in sg (a zero record
+// header, whose bytes h have been read from br): the rest of the file must
+// be zeros.
+func (r *replay) endOfData(sg *segment, br *bufio.Reader, off, size int64, h []byte) error {
+	buf := make([]byte, 64<<10)
+	for pos := off + int64(len(h)); pos < size; {
+		b := buf[:min(size-pos, int64(len(buf)))]
+		if _, err := io.ReadFull(br, b); err != nil {
+			return fmt.Errorf("disk: reading %s: %w", sg.path, err)
+		}
+		if p := firstNonZero(b); p >= 0 {
+			return corruptf("%s: non-zero data at offset %d after the end of the data at offset %d",
+				sg.path, pos+int64(p), off)
+		}
+		pos += int64(len(b))
+	}
+	sg.size = off
+	return nil
+}
+
+// badRecord handles a bad record at off in sg, which ends at recEnd as far
+// as its header tells: in the last segment, when nothing but zeros follows
+// it, it is a torn write and is zeroed; anything else is corruption.
+func (r *replay) badRecord(sg *segment, off, recEnd, size int64, why string, isLast, noSync bool, log *slog.Logger) error {
 	if !isLast {
 		return corruptf("%s at offset %d: %s (not the last segment)", sg.path, off, why)
 	}
@@ -141,18 +175,38 @@ func (r *replay) badRecord(sg *segment, off, size int64, why string, isLast, noS
 	if p := findRecord(tail); p >= 0 {
 		return corruptf("%s at offset %d: %s, followed by a valid record at offset %d", sg.path, off, why, off+int64(p))
 	}
-	log.Warn("disk: truncating torn write at the end of the log",
-		"segment", sg.path, "offset", off, "bytes", size-off, "reason", why)
-	if err := sg.f.Truncate(off); err != nil {
-		return fmt.Errorf("disk: truncating torn tail: %w", err)
+	if p := firstNonZero(tail[recEnd-off:]); p >= 0 {
+		return corruptf("%s at offset %d: %s, followed by non-zero data at offset %d", sg.path, off, why, recEnd+int64(p))
+	}
+	log.Warn("disk: discarding a torn write at the end of the log",
+		"segment", sg.path, "offset", off, "bytes", recEnd-off, "reason", why)
+	if err := writeZeros(sg.f, off, recEnd); err != nil {
+		return fmt.Errorf("disk: zeroing torn tail: %w", err)
 	}
 	if !noSync {
 		if err := sg.f.Sync(); err != nil {
-			return fmt.Errorf("disk: truncating torn tail: %w", err)
+			return fmt.Errorf("disk: zeroing torn tail: %w", err)
 		}
 	}
 	sg.size = off
 	return nil
+}
+
+// allZero tells whether b holds only zeros.
+func allZero(b []byte) bool { return firstNonZero(b) < 0 }
+
+// firstNonZero returns the offset of the first non-zero byte of b, or -1.
+func firstNonZero(b []byte) int {
+	i := 0
+	for i+8 <= len(b) && binary.LittleEndian.Uint64(b[i:]) == 0 {
+		i += 8
+	}
+	for ; i < len(b); i++ {
+		if b[i] != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // findRecord returns the offset of the first valid record in b after

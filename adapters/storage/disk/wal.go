@@ -45,7 +45,11 @@ type segment struct {
 	first uint64 // the first index the segment was created for (name only)
 	path  string
 	f     *os.File
-	size  int64 // bytes of valid records
+	size  int64 // bytes of valid records: the end of data
+	// alloc is the size of the file: the bytes from size to alloc are
+	// zeros written ahead of time, so that appending a record there and
+	// syncing it changes no file metadata.
+	alloc int64
 	// maxIndex is the highest entry index written into the segment, 0 if
 	// none: once it is compacted away, nothing in the segment is needed.
 	maxIndex uint64
