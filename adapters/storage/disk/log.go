@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
 )
 
@@ -75,30 +76,17 @@ func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.E
 	return nil
 }
 
-// validateBatch checks that entries are contiguous and ascending, that their
-// terms never decrease and that each fits in a record.
+// validateBatch checks what every adapter checks (storeutil.ValidateBatch)
+// and that the batch fits in one record.
 func validateBatch(entries []raft.Entry) error {
 	size := 0
 	for i := range entries {
-		e := &entries[i]
-		size += len(e.Data) + 32
+		size += len(entries[i].Data) + 32
 		if size > maxRecord {
 			return fmt.Errorf("%w: save: batch of more than %d bytes", ErrInvalidArgument, maxRecord)
 		}
-		if i == 0 {
-			continue
-		}
-		prev := &entries[i-1]
-		if e.Index != prev.Index+1 {
-			return fmt.Errorf("%w: save: entry index %d follows index %d",
-				ErrInvalidArgument, e.Index, prev.Index)
-		}
-		if e.Term < prev.Term {
-			return fmt.Errorf("%w: save: entry %d has term %d, below term %d of entry %d",
-				ErrInvalidArgument, e.Index, e.Term, prev.Term, prev.Index)
-		}
 	}
-	return nil
+	return storeutil.ValidateBatch(entries, ErrInvalidArgument)
 }
 
 // Entries returns the entries with indexes in [lo, hi), read back from the

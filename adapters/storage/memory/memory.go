@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
 )
 
@@ -130,7 +131,7 @@ func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.E
 	if err := s.check(ctx, "save"); err != nil {
 		return err
 	}
-	if err := validateBatch(entries); err != nil {
+	if err := storeutil.ValidateBatch(entries, ErrInvalidArgument); err != nil {
 		return err
 	}
 	d := s.d
@@ -159,23 +160,6 @@ func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.E
 func (d *data) put(at int, entries []raft.Entry) {
 	d.ents.truncate(at)
 	d.ents.append(entries)
-}
-
-// validateBatch checks that entries are contiguous and ascending and that
-// their terms never decrease.
-func validateBatch(entries []raft.Entry) error {
-	for i := 1; i < len(entries); i++ {
-		prev, e := &entries[i-1], &entries[i]
-		if e.Index != prev.Index+1 {
-			return fmt.Errorf("%w: save: entry index %d follows index %d",
-				ErrInvalidArgument, e.Index, prev.Index)
-		}
-		if e.Term < prev.Term {
-			return fmt.Errorf("%w: save: entry %d has term %d, below term %d of entry %d",
-				ErrInvalidArgument, e.Index, e.Term, prev.Term, prev.Index)
-		}
-	}
-	return nil
 }
 
 // Entries returns a newly allocated copy of the entries with indexes in
