@@ -68,7 +68,11 @@ func TestSimulation(t *testing.T) {
 	start := time.Now()
 	var ops, acked, crashes, parts, transfers, elections, events, taken, installed, midInstall, changes int
 	for seed := *simStart; seed < *simStart+int64(seeds); seed++ {
+		began := time.Now()
 		r := runSeed(t, seed, false)
+		if d := time.Since(began); d > 5*time.Second {
+			t.Logf("slow seed %d: %v", seed, d.Round(time.Millisecond))
+		}
 		if r == nil {
 			return
 		}
