@@ -17,6 +17,7 @@ var (
 	simSeeds = flag.Int("seeds", 0, "number of simulation seeds TestSimulation runs (default 300, or 20 under -race)")
 	simFirst = flag.Int64("seed", 0, "run only this simulation seed (with a trace)")
 	simStart = flag.Int64("seedstart", 1, "first seed of TestSimulation's range")
+	simTrace = flag.Bool("simtrace", false, "log each seed as it starts (with -v, to find a seed that hangs)")
 	simViz   = flag.String("simviz", os.TempDir(), "directory for porcupine's HTML view of a failing seed's history")
 )
 
@@ -69,6 +70,9 @@ func TestSimulation(t *testing.T) {
 	var ops, acked, crashes, parts, transfers, elections, events, taken, installed, midInstall, changes int
 	for seed := *simStart; seed < *simStart+int64(seeds); seed++ {
 		began := time.Now()
+		if *simTrace {
+			t.Logf("seed %d starting", seed)
+		}
 		r := runSeed(t, seed, false)
 		if d := time.Since(began); d > 5*time.Second {
 			t.Logf("slow seed %d: %v", seed, d.Round(time.Millisecond))
