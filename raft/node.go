@@ -68,6 +68,7 @@ type Node struct {
 	batch    []Entry
 	manual   bool
 	senders  map[NodeID]*snapshotSender
+	snapSeq  uint64 // sequence number of the latest snapshot chunk sent
 	snaps    snapshotCounters
 	changing atomic.Bool // a membership change call is running
 }

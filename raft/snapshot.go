@@ -203,7 +203,7 @@ func (p *persister) writeChunk(m *Message) {
 	c := m.Snapshot
 	ack := func(next uint64, reject bool) {
 		n.net.Send([]Message{{Type: MsgSnapResp, Group: n.cfg.Group, From: n.cfg.ID, To: m.From, Term: m.Term,
-			Index: c.Meta.Index, Context: next, Reject: reject}})
+			Index: c.Meta.Index, Context: next, HintTerm: m.Context, Reject: reject}})
 	}
 	ctx := context.Background()
 	r := p.recv
@@ -298,6 +298,13 @@ func (a *applier) restore(t *restoreTask) error {
 // a time: it sends a chunk, waits for the follower to acknowledge it (or
 // to ask for another offset), and resends after a timeout. It runs on the
 // main loop, so that simulation drives it exactly as production does.
+//
+// Every send carries a fresh sequence number, which the acknowledgement
+// echoes; the sender reacts only to the answer to its latest send. A
+// duplicated chunk or acknowledgement therefore costs nothing: without
+// this, each stale answer drew a resend, which drew another answer, and a
+// network that duplicates messages faster than it drops them turned one
+// transfer into an unbounded storm.
 type snapshotSender struct {
 	n      *Node
 	peer   NodeID
@@ -308,7 +315,8 @@ type snapshotSender struct {
 	offset uint64 // offset of the chunk in flight
 	chunk  []byte
 	last   bool
-	idle   int // ticks since the chunk was sent
+	seq    uint64 // sequence number of the latest send
+	idle   int    // ticks since the chunk was sent
 }
 
 func (n *Node) startSender(peer NodeID) {
@@ -366,7 +374,9 @@ func (s *snapshotSender) readChunk() error {
 
 func (s *snapshotSender) send() {
 	s.idle = 0
-	s.n.net.Send([]Message{{Type: MsgSnap, Group: s.n.cfg.Group, From: s.n.cfg.ID, To: s.peer, Term: s.term,
+	s.n.snapSeq++
+	s.seq = s.n.snapSeq
+	s.n.net.Send([]Message{{Type: MsgSnap, Group: s.n.cfg.Group, From: s.n.cfg.ID, To: s.peer, Term: s.term, Context: s.seq,
 		Snapshot: &SnapshotChunk{Meta: s.meta, Offset: s.offset, Data: s.chunk, Done: s.last}}})
 }
 
@@ -374,6 +384,9 @@ func (s *snapshotSender) onAck(a engine.SnapshotAck) {
 	if a.Stop {
 		s.close()
 		return
+	}
+	if a.Seq != s.seq {
+		return // answers an earlier send; the latest one's answer, or a resend, follows
 	}
 	end := s.offset + uint64(len(s.chunk))
 	var err error

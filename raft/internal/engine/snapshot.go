@@ -20,6 +20,8 @@ type SnapshotAck struct {
 	Peer NodeID
 	// Next is the offset the follower expects next.
 	Next uint64
+	// Seq echoes the sequence number of the chunk acknowledged.
+	Seq uint64
 	// Stop ends the transfer: it finished, failed, or is no longer wanted.
 	Stop bool
 }
@@ -67,7 +69,7 @@ func (e *Engine) handleSnapResp(pr *progress, m Message) {
 		e.commitDirty = true
 		e.sendApp(pr, true)
 	default:
-		e.snapshotAcks = append(e.snapshotAcks, SnapshotAck{Peer: pr.id, Next: m.Context})
+		e.snapshotAcks = append(e.snapshotAcks, SnapshotAck{Peer: pr.id, Next: m.Context, Seq: m.HintTerm})
 	}
 }
 

@@ -245,9 +245,14 @@ const (
 	MsgHeartbeatResp
 	// MsgTimeoutNow tells its target to campaign at once (thesis §3.10).
 	MsgTimeoutNow
-	// MsgSnap carries one chunk of a snapshot (InstallSnapshot).
+	// MsgSnap carries one chunk of a snapshot (InstallSnapshot) in
+	// Snapshot; Context is the sender's sequence number for this send,
+	// unique for the sending node's lifetime.
 	MsgSnap
-	// MsgSnapResp acknowledges a snapshot chunk or rejects the transfer.
+	// MsgSnapResp acknowledges a snapshot chunk or rejects the transfer. A
+	// chunk acknowledgement carries the offset the follower expects next in
+	// Context and echoes the chunk's sequence number in HintTerm. Hint=1
+	// instead reports a snapshot installed up to Index.
 	MsgSnapResp
 )
 
