@@ -52,6 +52,9 @@ type Metrics struct {
 	SnapshotsReceived uint64
 	// Peers is filled on the leader only, ordered by ID.
 	Peers []PeerMetrics
+	// Network holds the counters of a Network that implements
+	// MeasuredNetwork (every raftkit adapter does); zero otherwise.
+	Network NetworkStats
 	// At is when the metrics were taken.
 	At time.Time
 }
@@ -146,6 +149,9 @@ func (n *Node) publishMetrics() {
 		PhasingOut:    n.eng.PhasingOut(),
 		SnapshotIndex: n.eng.SnapshotIndex(), SnapshotsTaken: n.snaps.taken.Load(),
 		SnapshotsSent: n.snaps.sent.Load(), SnapshotsReceived: n.snaps.received.Load(),
+	}
+	if mn, ok := n.cfg.Network.(MeasuredNetwork); ok {
+		m.Network = mn.Stats()
 	}
 	for _, p := range s.Peers {
 		m.Peers = append(m.Peers, PeerMetrics{

@@ -16,7 +16,11 @@ type Network interface {
 
 	// SetPeers tells the network every member the node may send to, with
 	// its address. The node calls it on start and on every membership
-	// change. A network may also learn addresses on its own (a handshake).
+	// change; a member whose address changed is reached at the new one.
+	// A network must also reach a node that reached it first, although
+	// SetPeers did not name it (by learning its address in a handshake,
+	// for example): a joining node answers the leader before it knows
+	// the membership.
 	SetPeers(members []Member)
 
 	// Send queues msgs for delivery to their To nodes and returns without
@@ -37,4 +41,37 @@ type Handler interface {
 	// msgs. It returns an error wrapping ErrStopped once the node stopped,
 	// or ErrWrongGroup for a message of another group.
 	Step(ctx context.Context, msgs []Message) error
+}
+
+// NetworkStats counts one node's network traffic since its Network was
+// created. Fields a network cannot observe stay zero.
+type NetworkStats struct {
+	// Sent counts messages handed to the transport toward their peer (for
+	// a stream transport: written to the peer's connection).
+	Sent uint64
+	// BytesSent counts the encoded bytes written, framing included.
+	BytesSent uint64
+	// Received counts inbound messages handed to the Handler.
+	Received uint64
+	// BytesReceived counts the encoded bytes read, framing included.
+	BytesReceived uint64
+	// Dropped counts messages given to Send that were not sent: no route
+	// or address for the peer, peer unreachable, queue full, message over
+	// the size limit, network closed.
+	Dropped uint64
+	// Rejected counts inbound data refused: corrupt or truncated frames,
+	// frames over the size limit, another cluster's ID, failed handshakes.
+	Rejected uint64
+	// Reconnects counts connections to a peer established after an
+	// earlier one to the same peer was lost.
+	Reconnects uint64
+}
+
+// MeasuredNetwork is a Network that counts its traffic. Every network
+// adapter of raftkit implements it, and Node.Metrics reports the counts of
+// a Network that does.
+type MeasuredNetwork interface {
+	Network
+	// Stats returns the counters; safe to call concurrently with traffic.
+	Stats() NetworkStats
 }

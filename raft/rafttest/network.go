@@ -381,8 +381,10 @@ func (n *Network) linkFrom(from *netNode, to raft.NodeID) *netLink {
 		net:    n,
 		from:   from.id,
 		to:     to,
+		src:    from,
 		dst:    dst,
 		signal: make(chan struct{}, 1),
+		quit:   make(chan struct{}),
 	}
 	l.state.Store(n.linkStateLocked(from.id, to))
 	n.links[netLinkKey{from.id, to}] = l
@@ -401,9 +403,11 @@ func (n *Network) linkFrom(from *netNode, to raft.NodeID) *netLink {
 
 // netNode is the lasting state of a node id, across endpoint incarnations.
 type netNode struct {
-	id  raft.NodeID
-	cur atomic.Pointer[netEndpoint]              // open endpoint, or nil
-	out atomic.Pointer[map[raft.NodeID]*netLink] // outbound links, copy on write under Network.mu
+	id raft.NodeID
+	// Counters since the node's first endpoint, for Stats.
+	sent, received, dropped atomic.Uint64
+	cur                     atomic.Pointer[netEndpoint]              // open endpoint, or nil
+	out                     atomic.Pointer[map[raft.NodeID]*netLink] // outbound links, copy on write under Network.mu
 }
 
 // netEndpoint is one incarnation of a node's raft.Network.
@@ -452,6 +456,7 @@ func (e *netEndpoint) Send(msgs []raft.Message) {
 		return
 	}
 	n.sent.Add(uint64(len(msgs)))
+	e.node.sent.Add(uint64(len(msgs)))
 	for i := 0; i < len(msgs); {
 		to := msgs[i].To
 		j := i + 1
@@ -462,12 +467,19 @@ func (e *netEndpoint) Send(msgs []raft.Message) {
 			l.enqueue(msgs[i:j])
 		} else {
 			n.dropped.Add(uint64(j - i))
+			e.node.dropped.Add(uint64(j - i))
 		}
 		i = j
 	}
 }
 
-// Close unregisters the endpoint and discards the messages queued from and to
+// Stats returns the node's counters since its first endpoint: messages
+// passed to Send, delivered to it, and dropped on their way from it.
+func (e *netEndpoint) Stats() raft.NetworkStats {
+	return raft.NetworkStats{Sent: e.node.sent.Load(), Received: e.node.received.Load(), Dropped: e.node.dropped.Load()}
+}
+
+// Close unregisters the endpoint, stops the goroutines of its links and discards the messages queued from and to
 // its node.
 func (e *netEndpoint) Close() error {
 	n := e.net
@@ -481,7 +493,19 @@ func (e *netEndpoint) Close() error {
 	id := e.node.id
 	for k, l := range n.links {
 		if k.from == id || k.to == id {
-			l.purge()
+			// Stop the link (its goroutine ends) and forget it; the
+			// next message on it starts a new one.
+			delete(n.links, k)
+			if old := l.src.out.Load(); old != nil {
+				m := make(map[raft.NodeID]*netLink, len(*old))
+				for to, x := range *old {
+					if x != l {
+						m[to] = x
+					}
+				}
+				l.src.out.Store(&m)
+			}
+			l.stop()
 		}
 	}
 	n.mu.Unlock()

@@ -24,7 +24,8 @@ type netLinkState struct {
 type netLink struct {
 	net      *Network
 	from, to raft.NodeID
-	dst      *netNode
+	src, dst *netNode
+	quit     chan struct{} // closed by stop
 	state    atomic.Pointer[netLinkState]
 	signal   chan struct{} // cap 1: the queue went from empty to non-empty
 	epoch    atomic.Uint64 // bumped by purge, under mu; stale delayed messages are dropped
@@ -40,6 +41,7 @@ type netLink struct {
 	chunks [][]raft.Message // non-empty; senders append to the last
 	qlen   int              // messages in chunks
 	hint   int              // size of the last batch taken, to size the next chunk
+	dead   bool             // stopped: enqueue drops
 
 	delayed netDelayHeap // owned by the link goroutine
 }
@@ -48,10 +50,15 @@ type netLink struct {
 func (l *netLink) enqueue(msgs []raft.Message) {
 	n := l.net
 	if l.state.Load().blocked || l.dst.cur.Load() == nil {
-		n.dropped.Add(uint64(len(msgs)))
+		l.drop(len(msgs))
 		return
 	}
 	l.mu.Lock()
+	if l.dead {
+		l.mu.Unlock()
+		l.drop(len(msgs))
+		return
+	}
 	k := len(msgs)
 	if room := n.queueLimit - l.qlen - int(l.pending.Load()); k > room {
 		k = max(room, 0)
@@ -60,7 +67,7 @@ func (l *netLink) enqueue(msgs []raft.Message) {
 	l.appendLocked(msgs[:k])
 	l.mu.Unlock()
 	if k < len(msgs) {
-		n.dropped.Add(uint64(len(msgs) - k))
+		l.drop(len(msgs) - k)
 	}
 	if wasEmpty && k > 0 {
 		select {
@@ -112,13 +119,37 @@ func (l *netLink) purge() {
 	l.qlen = 0
 	l.epoch.Add(1) // delayed messages are dropped when they come due
 	l.mu.Unlock()
-	l.net.dropped.Add(uint64(dropped))
+	l.drop(dropped)
+}
+
+// stop purges the link and ends its goroutine; later enqueues drop. Called
+// under Network.mu, with the link already unregistered.
+func (l *netLink) stop() {
+	l.mu.Lock()
+	l.dead = true
+	l.mu.Unlock()
+	l.purge()
+	close(l.quit)
+}
+
+// drop counts k messages of this link as dropped.
+func (l *netLink) drop(k int) {
+	if k > 0 {
+		l.net.dropped.Add(uint64(k))
+		l.src.dropped.Add(uint64(k))
+	}
 }
 
 func (l *netLink) run() {
 	n := l.net
 	defer n.wg.Done()
 	done := n.ctx.Done()
+	defer func() { // a stopped link drops what it still holds
+		l.drop(len(l.delayed))
+		l.pending.Add(-int64(len(l.delayed)))
+		clear(l.delayed)
+		l.delayed = nil
+	}()
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -128,6 +159,8 @@ func (l *netLink) run() {
 	for {
 		select {
 		case <-done:
+			return
+		case <-l.quit:
 			return
 		default:
 		}
@@ -161,6 +194,8 @@ func (l *netLink) run() {
 		case <-timerC:
 		case <-done:
 			return
+		case <-l.quit:
+			return
 		}
 	}
 }
@@ -168,11 +203,10 @@ func (l *netLink) run() {
 // process applies the link's faults to a batch taken from the queue and
 // delivers it or holds it for its delay.
 func (l *netLink) process(batch []raft.Message, epoch uint64) {
-	n := l.net
 	taken := int64(len(batch))
 	st := l.state.Load()
 	if st.blocked {
-		n.dropped.Add(uint64(len(batch)))
+		l.drop(len(batch))
 		l.pending.Add(-taken)
 		return
 	}
@@ -207,7 +241,7 @@ func (l *netLink) applyLoss(batch []raft.Message, f LinkFaults) []raft.Message {
 	}
 	n.rngMu.Unlock()
 	if lost := len(batch) - len(out); lost > 0 {
-		n.dropped.Add(uint64(lost))
+		l.drop(lost)
 	}
 	if len(dups) > 0 {
 		n.duplicated.Add(uint64(len(dups)))
@@ -249,11 +283,11 @@ func (l *netLink) deliverDue() {
 		batch = append(batch, d.m)
 	}
 	if stale > 0 {
-		n.dropped.Add(uint64(stale))
+		l.drop(stale)
 	}
 	if len(batch) > 0 {
 		if l.state.Load().blocked {
-			n.dropped.Add(uint64(len(batch)))
+			l.drop(len(batch))
 		} else {
 			l.deliver(batch)
 		}
@@ -266,19 +300,20 @@ func (l *netLink) deliver(batch []raft.Message) {
 	n := l.net
 	ep := l.dst.cur.Load()
 	if ep == nil {
-		n.dropped.Add(uint64(len(batch)))
+		l.drop(len(batch))
 		return
 	}
 	hb := ep.handler.Load()
 	if hb == nil {
-		n.dropped.Add(uint64(len(batch)))
+		l.drop(len(batch))
 		return
 	}
-	k := uint64(len(batch)) // the handler owns batch once called
+	k := len(batch) // the handler owns batch once called
 	if err := hb.h.Step(ep.ctx, batch); err != nil {
-		n.dropped.Add(k)
+		l.drop(k)
 	} else {
-		n.delivered.Add(k)
+		n.delivered.Add(uint64(k))
+		l.dst.received.Add(uint64(k))
 	}
 }
 
