@@ -211,7 +211,7 @@ func testUnreachable(t *testing.T, f Factory) {
 	ns := h.cluster(2)
 	gone := h.start(1, 3, "")
 	members := membersOf(ns[0], ns[1], gone)
-	h.stop(gone) // its address now leads nowhere
+	h.stop(gone)                                                   // its address now leads nowhere
 	members = append(members, raft.Member{ID: 4, Addr: gone.addr}) // never opened
 	ns[0].net.SetPeers(members)
 	before := ns[0].net.Stats()
