@@ -95,8 +95,10 @@ func testAllTypes(t *testing.T, f Factory) {
 	back := allTypes(2, 1, 2000)
 	send(t, ns[1], allTypes(2, 1, 2000))
 	expectIntact(t, ns[0], back)
-	s := ns[0].net.Stats()
-	if s.Sent < uint64(len(want)) || s.Received < uint64(len(back)) {
+	s, ok := waitStats(ns[0], DeliveryBound, func(s raft.NetworkStats) bool {
+		return s.Sent >= uint64(len(want)) && s.Received >= uint64(len(back))
+	})
+	if !ok {
 		t.Errorf("Stats: sent %d received %d, want at least %d and %d", s.Sent, s.Received, len(want), len(back))
 	}
 }

@@ -23,6 +23,11 @@ type ClusterOptions struct {
 	Configure func(*raft.Config)
 	// KV runs a KV state machine on each node instead of a bare Recorder.
 	KV bool
+	// Transport, if set, opens node id's network instead of an endpoint
+	// of the in-memory Network (whose faults then do not apply to it). It
+	// is called on every start of the node with the address the node had
+	// ("" on its first start) and returns the network and its address.
+	Transport func(id raft.NodeID, addr string) (raft.Network, string, error)
 }
 
 // Cluster runs Raft nodes in one process over an in-memory Network, each
@@ -40,6 +45,8 @@ type Cluster struct {
 
 type clusterMember struct {
 	node  *raft.Node // nil while crashed
+	net   raft.Network
+	addr  string
 	store *memory.Storage
 	sm    *Recorder
 	kv    *KV // set with ClusterOptions.KV
@@ -59,12 +66,10 @@ func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 		opts.Seed = 1
 	}
 	c := &Cluster{t: t, Net: NewNetwork(WithSeed(opts.Seed)), opts: opts, nodes: map[raft.NodeID]*clusterMember{}}
-	var members []raft.Member
 	c.mu.Lock()
 	for i := 1; i <= n; i++ {
 		id := raft.NodeID(i)
 		c.ids = append(c.ids, id)
-		members = append(members, raft.Member{ID: id, Addr: fmt.Sprintf("node-%d", i)})
 		c.nodes[id] = &clusterMember{store: memory.New()}
 	}
 	c.mu.Unlock()
@@ -72,8 +77,12 @@ func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 	t.Cleanup(c.finalCheck) // runs first: cleanups run last-registered first
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var members []raft.Member
 	for _, id := range c.IDs() {
 		c.start(id)
+		members = append(members, c.Member(id))
+	}
+	for _, id := range c.IDs() {
 		if err := c.Node(id).Initialize(ctx, members); err != nil {
 			t.Fatalf("initialize node %d: %v", id, err)
 		}
@@ -91,7 +100,14 @@ func (c *Cluster) AddNode(id raft.NodeID) raft.Member {
 	c.nodes[id] = &clusterMember{store: memory.New()}
 	c.mu.Unlock()
 	c.start(id)
-	return raft.Member{ID: id, Addr: fmt.Sprintf("node-%d", id)}
+	return c.Member(id)
+}
+
+// Member returns node id as a member, with its address.
+func (c *Cluster) Member(id raft.NodeID) raft.Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return raft.Member{ID: id, Addr: c.nodes[id].addr}
 }
 
 func (c *Cluster) start(id raft.NodeID) {
@@ -99,6 +115,19 @@ func (c *Cluster) start(id raft.NodeID) {
 	c.mu.Lock()
 	m := c.nodes[id]
 	store := m.store
+	addr := m.addr
+	c.mu.Unlock()
+	var nw raft.Network
+	if c.opts.Transport == nil {
+		nw, addr = c.Net.Endpoint(id), fmt.Sprintf("node-%d", id)
+	} else {
+		var err error
+		if nw, addr, err = c.opts.Transport(id, addr); err != nil {
+			c.t.Fatalf("open the network of node %d: %v", id, err)
+		}
+	}
+	c.mu.Lock()
+	m.net, m.addr = nw, addr
 	c.mu.Unlock()
 	var sm raft.StateMachine
 	if c.opts.KV {
@@ -115,7 +144,7 @@ func (c *Cluster) start(id raft.NodeID) {
 		c.mu.Unlock()
 	}
 	cfg := raft.Config{
-		ID: id, Storage: store, Network: c.Net.Endpoint(id), StateMachine: sm,
+		ID: id, Storage: store, Network: nw, StateMachine: sm,
 		HeartbeatInterval: c.opts.HeartbeatInterval, ElectionTimeout: c.opts.ElectionTimeout,
 		RandSeed: uint64(c.opts.Seed)*1000 + uint64(id),
 	}
@@ -185,8 +214,8 @@ func (c *Cluster) Crash(id raft.NodeID) {
 	if err := node.Stop(ctx); err != nil {
 		c.t.Fatalf("crash node %d: %v", id, err)
 	}
-	_ = c.Net.Endpoint(id).Close()
 	c.mu.Lock()
+	_ = m.net.Close()
 	_ = m.store.Close()
 	m.store = m.store.Reopen()
 	c.mu.Unlock()
@@ -406,6 +435,14 @@ func (c *Cluster) Stop() {
 		if n := c.Node(id); n != nil {
 			if err := n.Stop(ctx); err != nil {
 				c.t.Errorf("stop node %d: %v", id, err)
+			}
+		}
+		c.mu.Lock()
+		nw := c.nodes[id].net
+		c.mu.Unlock()
+		if nw != nil && c.opts.Transport != nil {
+			if err := nw.Close(); err != nil {
+				c.t.Errorf("close the network of node %d: %v", id, err)
 			}
 		}
 	}

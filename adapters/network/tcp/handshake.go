@@ -1,0 +1,127 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/raftkit/raftkit/raft"
+)
+
+// The handshake opens every connection. The dialling node writes a hello:
+//
+//	magic      3 bytes "RKT"
+//	version    1 byte  (1)
+//	cluster    8 bytes little-endian
+//	from       8 bytes little-endian: the dialling node's ID
+//	to         8 bytes little-endian: the node it means to reach
+//	addr len   2 bytes little-endian, then the dialler's advertised address
+//
+// and the accepting node answers with one status byte and its own ID (8
+// bytes). Anything but statusOK closes the connection. After it, the dialler
+// writes frames: a 4-byte little-endian length, then a wire batch of that
+// length. Connections carry messages one way; answers travel on the peer's
+// own connection.
+
+const (
+	helloVersion   = 1
+	helloFixed     = 3 + 1 + 8 + 8 + 8 + 2
+	maxAdvertise   = 512
+	replySize      = 1 + 8
+	frameHeaderLen = 4
+)
+
+// Handshake statuses.
+const (
+	statusOK byte = iota
+	statusWrongCluster
+	statusWrongNode
+	statusBadVersion
+)
+
+var (
+	// ErrWrongCluster is reported when a peer belongs to another cluster.
+	ErrWrongCluster = errors.New("tcp: peer belongs to another cluster")
+	// ErrWrongNode is reported when the node at a peer's address is not
+	// the one the membership names there.
+	ErrWrongNode = errors.New("tcp: another node answers at the peer's address")
+	// ErrHandshake is reported for a connection that did not open with a
+	// valid handshake (garbage, or another protocol).
+	ErrHandshake = errors.New("tcp: invalid handshake")
+)
+
+type hello struct {
+	cluster  uint64
+	from, to raft.NodeID
+	addr     string
+}
+
+func (h hello) encode() []byte {
+	b := make([]byte, 0, helloFixed+len(h.addr))
+	b = append(b, 'R', 'K', 'T', helloVersion)
+	b = binary.LittleEndian.AppendUint64(b, h.cluster)
+	b = binary.LittleEndian.AppendUint64(b, uint64(h.from))
+	b = binary.LittleEndian.AppendUint64(b, uint64(h.to))
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(h.addr)))
+	return append(b, h.addr...)
+}
+
+// readHello reads a hello; a version it does not know is reported with
+// the hello's version in ver so that the caller can answer.
+func readHello(r io.Reader) (h hello, ver byte, err error) {
+	var b [helloFixed]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return h, 0, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	if b[0] != 'R' || b[1] != 'K' || b[2] != 'T' {
+		return h, 0, fmt.Errorf("%w: bad magic %q", ErrHandshake, b[:3])
+	}
+	ver = b[3]
+	if ver != helloVersion {
+		return h, ver, fmt.Errorf("%w: version %d, want %d", ErrHandshake, ver, helloVersion)
+	}
+	h.cluster = binary.LittleEndian.Uint64(b[4:])
+	h.from = raft.NodeID(binary.LittleEndian.Uint64(b[12:]))
+	h.to = raft.NodeID(binary.LittleEndian.Uint64(b[20:]))
+	n := int(binary.LittleEndian.Uint16(b[28:]))
+	if n > maxAdvertise {
+		return h, ver, fmt.Errorf("%w: advertised address of %d bytes", ErrHandshake, n)
+	}
+	if h.from == 0 {
+		return h, ver, fmt.Errorf("%w: node ID 0", ErrHandshake)
+	}
+	addr := make([]byte, n)
+	if _, err := io.ReadFull(r, addr); err != nil {
+		return h, ver, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	h.addr = string(addr)
+	return h, ver, nil
+}
+
+func encodeReply(status byte, id raft.NodeID) []byte {
+	return binary.LittleEndian.AppendUint64([]byte{status}, uint64(id))
+}
+
+// readReply reads the acceptor's answer and turns a refusal into an error.
+func readReply(r io.Reader, want raft.NodeID) error {
+	var b [replySize]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return fmt.Errorf("%w: no answer: %w", ErrHandshake, err)
+	}
+	id := raft.NodeID(binary.LittleEndian.Uint64(b[1:]))
+	switch b[0] {
+	case statusOK:
+		if id != want {
+			return fmt.Errorf("%w: node %d, want %d", ErrWrongNode, id, want)
+		}
+		return nil
+	case statusWrongCluster:
+		return fmt.Errorf("%w (node %d refused our cluster ID)", ErrWrongCluster, id)
+	case statusWrongNode:
+		return fmt.Errorf("%w: node %d, want %d", ErrWrongNode, id, want)
+	case statusBadVersion:
+		return fmt.Errorf("%w: node %d does not speak handshake version %d", ErrHandshake, id, helloVersion)
+	}
+	return fmt.Errorf("%w: status %d", ErrHandshake, b[0])
+}
