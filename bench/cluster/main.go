@@ -1,9 +1,10 @@
 // Command cluster measures raftkit end to end: a cluster of nodes in one
 // process on memory storage (or, with -storage disk, the durable disk store,
-// one directory per node) and the in-memory network, with concurrent
-// clients proposing fixed-size writes to the leader. It prints one line:
+// one directory per node) and the in-memory network (or, with -network tcp,
+// the TCP transport over loopback), with concurrent clients proposing
+// fixed-size writes to the leader. It prints one line:
 //
-//	raftkit nodes=3 storage=memory clients=256 size=128 ops=N ops_per_s=N p50_us=N p99_us=N
+//	raftkit nodes=3 storage=memory network=memory clients=256 size=128 ops=N ops_per_s=N p50_us=N p99_us=N
 //
 // With -storage disk the line ends with fsyncs_per_s (all nodes together)
 // and entries_per_fsync, measured over the same interval.
@@ -26,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raftkit/raftkit/adapters/network/tcp"
 	"github.com/raftkit/raftkit/adapters/storage/disk"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
@@ -42,13 +44,18 @@ func main() {
 	snapEvery := flag.Int("snapshot-entries", 0, "snapshot every N entries (0: the library default, -1: never)")
 	reportEvery := flag.Duration("report-every", 0, "print throughput and resident memory to stderr at this interval")
 	storage := flag.String("storage", "memory", "storage: memory or disk")
+	network := flag.String("network", "memory", "network: memory (in process) or tcp (loopback)")
 	data := flag.String("data", "", "with -storage disk, the directory for the nodes' data (default: a temporary directory, removed at the end)")
 	flag.Parse()
 	if *storage != "memory" && *storage != "disk" {
 		fmt.Fprintf(os.Stderr, "cluster: unknown -storage %q (want memory or disk)\n", *storage)
 		os.Exit(2)
 	}
-	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data); err != nil {
+	if *network != "memory" && *network != "tcp" {
+		fmt.Fprintf(os.Stderr, "cluster: unknown -network %q (want memory or tcp)\n", *network)
+		os.Exit(2)
+	}
+	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data, *network); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
@@ -124,7 +131,7 @@ func (s *stores) counters() (syncs, entries uint64) {
 	return syncs, entries
 }
 
-func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration, storage, dataDir string) error {
+func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration, storage, dataDir, netKind string) error {
 	ctx := context.Background()
 	st := &stores{kind: storage, dir: dataDir}
 	if storage == "disk" && dataDir == "" {
@@ -139,8 +146,21 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	network := rafttest.NewNetwork()
 	defer network.Close()
 	var members []raft.Member
+	nets := map[raft.NodeID]raft.Network{}
 	for i := 1; i <= n; i++ {
-		members = append(members, raft.Member{ID: raft.NodeID(i), Addr: fmt.Sprint("n", i)})
+		id := raft.NodeID(i)
+		addr := fmt.Sprint("n", i)
+		if netKind == "tcp" {
+			tr, err := tcp.New(tcp.Config{ClusterID: 1, ID: id, Listen: "127.0.0.1:0"})
+			if err != nil {
+				return err
+			}
+			defer tr.Close() // after the nodes stop
+			nets[id], addr = tr, tr.Addr()
+		} else {
+			nets[id] = network.Endpoint(id)
+		}
+		members = append(members, raft.Member{ID: id, Addr: addr})
 	}
 	var all []*raft.Node
 	for i := 1; i <= n; i++ {
@@ -149,7 +169,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 			return err
 		}
 		node, err := raft.NewNode(ctx, raft.Config{
-			ID: raft.NodeID(i), Storage: store, Network: network.Endpoint(raft.NodeID(i)),
+			ID: raft.NodeID(i), Storage: store, Network: nets[raft.NodeID(i)],
 			StateMachine:      &counter{},
 			HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
 			SnapshotEntries: snapEvery,
@@ -241,8 +261,8 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	}
 	pct := merged.percentile
 	total := ops.Load()
-	line := fmt.Sprintf("raftkit nodes=%d storage=%s clients=%d size=%d ops=%d ops_per_s=%.0f p50_us=%d p99_us=%d",
-		n, storage, clients, size, total, float64(total)/elapsed.Seconds(), pct(0.50), pct(0.99))
+	line := fmt.Sprintf("raftkit nodes=%d storage=%s network=%s clients=%d size=%d ops=%d ops_per_s=%.0f p50_us=%d p99_us=%d",
+		n, storage, netKind, clients, size, total, float64(total)/elapsed.Seconds(), pct(0.50), pct(0.99))
 	if storage == "disk" {
 		syncs, entries := syncs1-syncs0, entries1-entries0
 		line += fmt.Sprintf(" fsyncs_per_s=%.0f entries_per_fsync=%.1f",
