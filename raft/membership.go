@@ -147,22 +147,24 @@ func (n *Node) RemoveServer(ctx context.Context, id NodeID) error {
 }
 
 // changeableMembership returns the configuration if this node leads and no
-// change is in progress.
+// change is in progress. A configuration entry that is merely committing (a
+// new leader's first one, or the C_new a completed change appended) is
+// waited for: it ends by itself, and failing the caller for it would be a
+// spurious error. A joint configuration is a change in progress.
 func (n *Node) changeableMembership(ctx context.Context) (Membership, error) {
 	var m Membership
-	var err error
-	if cerr := n.control(ctx, func() {
+	err := n.poll(ctx, func() (bool, error) {
 		switch {
 		case n.eng.Role() != RoleLeader:
-			err = &NotLeaderError{LeaderID: n.eng.Leader(), LeaderAddr: n.lastView.leaderAddr}
+			return false, n.notLeaderLocked()
+		case n.eng.PendingJoint():
+			return false, ErrConfigChangeInProgress
 		case n.eng.ConfigPending():
-			err = ErrConfigChangeInProgress
-		default:
-			m = n.eng.Membership().Clone()
+			return false, nil
 		}
-	}); cerr != nil {
-		return m, cerr
-	}
+		m = n.eng.Membership().Clone()
+		return true, nil
+	})
 	return m, err
 }
 

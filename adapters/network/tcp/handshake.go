@@ -67,8 +67,8 @@ func (h hello) encode() []byte {
 	return append(b, h.addr...)
 }
 
-// readHello reads a hello; a version it does not know is reported with
-// the hello's version in ver so that the caller can answer.
+// readHello reads a hello; for a version it does not know, ver holds the
+// hello's version so that the caller can say so (ver is 0 otherwise).
 func readHello(r io.Reader) (h hello, ver byte, err error) {
 	var b [helloFixed]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
@@ -77,23 +77,22 @@ func readHello(r io.Reader) (h hello, ver byte, err error) {
 	if b[0] != 'R' || b[1] != 'K' || b[2] != 'T' {
 		return h, 0, fmt.Errorf("%w: bad magic %q", ErrHandshake, b[:3])
 	}
-	ver = b[3]
-	if ver != helloVersion {
-		return h, ver, fmt.Errorf("%w: version %d, want %d", ErrHandshake, ver, helloVersion)
+	if b[3] != helloVersion {
+		return h, b[3], fmt.Errorf("%w: version %d, want %d", ErrHandshake, b[3], helloVersion)
 	}
 	h.cluster = binary.LittleEndian.Uint64(b[4:])
 	h.from = raft.NodeID(binary.LittleEndian.Uint64(b[12:]))
 	h.to = raft.NodeID(binary.LittleEndian.Uint64(b[20:]))
 	n := int(binary.LittleEndian.Uint16(b[28:]))
 	if n > maxAdvertise {
-		return h, ver, fmt.Errorf("%w: advertised address of %d bytes", ErrHandshake, n)
+		return h, 0, fmt.Errorf("%w: advertised address of %d bytes", ErrHandshake, n)
 	}
 	if h.from == 0 {
-		return h, ver, fmt.Errorf("%w: node ID 0", ErrHandshake)
+		return h, 0, fmt.Errorf("%w: node ID 0", ErrHandshake)
 	}
 	addr := make([]byte, n)
 	if _, err := io.ReadFull(r, addr); err != nil {
-		return h, ver, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return h, 0, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	h.addr = string(addr)
 	return h, ver, nil

@@ -169,10 +169,10 @@ func TestHostileInput(t *testing.T) {
 // and counted at the sender; the rest of the batch goes through.
 func TestOversizedMessageDropped(t *testing.T) {
 	in := &inbox{}
-	a := startTransport(t, tcp.Config{ClusterID: 1, ID: 1, MaxMessageBytes: 1 << 20}, &inbox{})
-	b := startTransport(t, tcp.Config{ClusterID: 1, ID: 2, MaxMessageBytes: 1 << 20}, in)
+	a := startTransport(t, tcp.Config{ClusterID: 1, ID: 1, MaxMessageBytes: 4 << 20}, &inbox{})
+	b := startTransport(t, tcp.Config{ClusterID: 1, ID: 2, MaxMessageBytes: 4 << 20}, in)
 	a.SetPeers([]raft.Member{{ID: 2, Addr: b.Addr()}})
-	big := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Context: 1, Entries: []raft.Entry{{Index: 1, Term: 1, Data: make([]byte, 2<<20)}}}
+	big := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Context: 1, Entries: []raft.Entry{{Index: 1, Term: 1, Data: make([]byte, 5<<20)}}}
 	small := raft.Message{Type: raft.MsgHeartbeat, From: 1, To: 2, Context: 2}
 	a.Send([]raft.Message{small, big, {Type: raft.MsgHeartbeat, From: 1, To: 2, Context: 3}})
 	eventually(t, "the small messages", func() bool { return in.has(2) && in.has(3) })

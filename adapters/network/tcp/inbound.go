@@ -99,10 +99,47 @@ func (t *Transport) serve(raw net.Conn) {
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
-	t.learn(h.from, h.addr)
+	t.learn(h.from, advertised(h.addr, raw.RemoteAddr()))
 	if err := t.readFrames(br, h.from); err != nil && !t.closed.Load() && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		t.log.Warn("inbound connection closed", "peer", uint64(h.from), "remote", raw.RemoteAddr().String(), "err", err)
 	}
+}
+
+// readFrame reads an n-byte frame. Memory grows with the bytes actually
+// received, so a peer that announces a large frame and stalls pins little.
+func readFrame(r io.Reader, n int) ([]byte, error) {
+	const step = 1 << 20
+	if n <= step {
+		buf := make([]byte, n)
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	buf := make([]byte, 0, step)
+	for len(buf) < n {
+		k := min(n-len(buf), step)
+		buf = append(buf, make([]byte, k)...)
+		if _, err := io.ReadFull(r, buf[len(buf)-k:]); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// advertised returns the address a peer announced, with an unspecified
+// host (it listens on all interfaces) replaced by the IP it connected from.
+func advertised(announced string, remote net.Addr) string {
+	host, port, err := net.SplitHostPort(announced)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		ta, ok := remote.(*net.TCPAddr)
+		if !ok {
+			return ""
+		}
+		return net.JoinHostPort(ta.IP.String(), port)
+	}
+	return announced
 }
 
 // reject counts and logs a refused connection.
@@ -124,13 +161,14 @@ func (t *Transport) readFrames(r *bufio.Reader, from raft.NodeID) error {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return err
 		}
-		n := int(binary.LittleEndian.Uint32(hdr[:]))
-		if n > maxFrame {
+		n64 := uint64(binary.LittleEndian.Uint32(hdr[:]))
+		if n64 > uint64(maxFrame) {
 			t.stats.rejected.Add(1)
-			return fmt.Errorf("%w: frame of %d bytes, limit %d", wire.ErrTooLarge, n, maxFrame)
+			return fmt.Errorf("%w: frame of %d bytes, limit %d", wire.ErrTooLarge, n64, maxFrame)
 		}
-		buf := make([]byte, n) // the handler owns the messages, which alias it
-		if _, err := io.ReadFull(r, buf); err != nil {
+		n := int(n64)
+		buf, err := readFrame(r, n) // the handler owns the messages, which alias it
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}

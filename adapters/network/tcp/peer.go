@@ -15,6 +15,10 @@ import (
 	"github.com/raftkit/raftkit/raft/wire"
 )
 
+// maxFrameMessages caps the messages in one frame at what a receiver's
+// wire decoder accepts by default.
+var maxFrameMessages = wire.DefaultLimits.MaxBatchMessages
+
 // peer is the outbound side toward one node: a bounded queue that Send
 // fills and one goroutine (run) that connects and writes it out.
 type peer struct {
@@ -148,7 +152,8 @@ func (p *peer) run() {
 	var (
 		conn     net.Conn
 		gen      uint64
-		backoff  time.Duration
+		backoff  time.Duration // grows with consecutive dial failures
+		wait     time.Duration // before the next dial
 		failures int
 		batch    []raft.Message
 		buf      []byte
@@ -162,21 +167,29 @@ func (p *peer) run() {
 	defer closeConn()
 	for {
 		if conn == nil {
-			if backoff > 0 {
-				select {
-				case <-time.After(jitter(backoff)):
-				case <-p.quit:
-					return
-				}
+			if wait > 0 && !p.sleep(wait, gen) {
+				return
 			}
+			wait = 0
 			p.mu.Lock()
 			if p.stopped {
 				p.mu.Unlock()
 				return
 			}
+			p.down = false // queue while we try
+			if len(p.queue) == p.head {
+				// Dial only with something to send: an idle or departed
+				// peer costs no connection attempts.
+				p.mu.Unlock()
+				select {
+				case <-p.wake:
+				case <-p.quit:
+					return
+				}
+				continue
+			}
 			addr := p.addr
 			gen = p.addrGen
-			p.down = false // queue while we try
 			p.mu.Unlock()
 			c, err := p.dial(addr)
 			p.mu.Lock()
@@ -198,6 +211,7 @@ func (p *peer) run() {
 					t.log.Debug("peer still unreachable", "peer", uint64(p.id), "addr", addr, "err", err, "attempts", failures)
 				}
 				backoff = min(max(2*backoff, t.cfg.MinBackoff), t.cfg.MaxBackoff)
+				wait = backoff
 				continue
 			}
 			if p.ever {
@@ -224,7 +238,7 @@ func (p *peer) run() {
 			p.conn = nil
 			p.mu.Unlock()
 			closeConn()
-			backoff = t.cfg.MinBackoff // do not spin on a peer that accepts and drops us
+			wait = t.cfg.MinBackoff // do not spin on a peer that accepts and drops us
 			continue
 		}
 		var ok bool
@@ -248,7 +262,7 @@ func (p *peer) run() {
 			p.conn = nil
 			p.mu.Unlock()
 			closeConn()
-			backoff = t.cfg.MinBackoff
+			wait = t.cfg.MinBackoff
 		} else {
 			t.stats.sent.Add(uint64(sent))
 			t.stats.bytesSent.Add(uint64(len(buf)))
@@ -256,6 +270,28 @@ func (p *peer) run() {
 		clear(batch) // release the messages
 		if cap(buf) > 4*writeTarget {
 			buf = nil
+		}
+	}
+}
+
+// sleep waits about d before a redial, cut short by a new address; false
+// once the peer is stopped.
+func (p *peer) sleep(d time.Duration, gen uint64) bool {
+	timer := time.NewTimer(jitter(d))
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return true
+		case <-p.quit:
+			return false
+		case <-p.wake:
+			p.mu.Lock()
+			moved := p.addrGen != gen
+			p.mu.Unlock()
+			if moved {
+				return true
+			}
 		}
 	}
 }
@@ -294,7 +330,7 @@ func (p *peer) encode(buf []byte, batch []raft.Message) ([]byte, int) {
 				j++
 				continue
 			}
-			if j > i && size+ms > frameTarget {
+			if j > i && (size+ms > frameTarget || j-i >= maxFrameMessages) {
 				break
 			}
 			size += ms

@@ -55,7 +55,9 @@ type Config struct {
 	TLS *tls.Config
 	// MaxMessageBytes is the largest encoded message sent or accepted;
 	// larger ones are dropped at the sender and counted. Both ends must
-	// agree. Default 16 MiB, at least 1 MiB.
+	// agree, and it must exceed the node's largest append message
+	// (raft.Config MaxAppendBytes plus MaxEntryBytes). Default 16 MiB,
+	// at least 4 MiB.
 	MaxMessageBytes int
 	// QueueBytes bounds the messages queued for one peer (approximate
 	// encoded size); beyond it, Send drops and counts. Default 64 MiB.
@@ -79,7 +81,9 @@ var (
 )
 
 const (
-	minMaxMessageBytes = 1 << 20
+	minMaxMessageBytes = 4 << 20
+	// maxLearned bounds the addresses learned from handshakes.
+	maxLearned = 1024
 	// frameTarget is the size at which the writer closes a frame; one
 	// message larger than it travels alone.
 	frameTarget = 1 << 20
@@ -109,9 +113,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	def(&c.MaxMessageBytes, 16<<20)
 	if c.MaxMessageBytes < minMaxMessageBytes {
-		return c, fmt.Errorf("%w: MaxMessageBytes %d below %d (a snapshot chunk must fit)", ErrConfig, c.MaxMessageBytes, minMaxMessageBytes)
+		return c, fmt.Errorf("%w: MaxMessageBytes %d below %d (an append of the node's default MaxAppendBytes plus one entry of MaxEntryBytes must fit)", ErrConfig, c.MaxMessageBytes, minMaxMessageBytes)
+	}
+	if len(c.Advertise) > maxAdvertise {
+		return c, fmt.Errorf("%w: Advertise address longer than %d bytes", ErrConfig, maxAdvertise)
 	}
 	def(&c.QueueBytes, 64<<20)
+	c.QueueBytes = max(c.QueueBytes, c.MaxMessageBytes)
 	defd(&c.DialTimeout, 2*time.Second)
 	defd(&c.WriteTimeout, 5*time.Second)
 	defd(&c.MinBackoff, 50*time.Millisecond)
@@ -199,6 +207,11 @@ func (t *Transport) Start(h raft.Handler) error {
 	if t.closed.Load() {
 		return fmt.Errorf("tcp: Start: %w", net.ErrClosed)
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return fmt.Errorf("tcp: Start: %w", net.ErrClosed)
+	}
 	if !t.handler.CompareAndSwap(nil, &handlerBox{h}) {
 		return errors.New("tcp: Start called twice")
 	}
@@ -233,6 +246,10 @@ func (t *Transport) learn(id raft.NodeID, addr string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed.Load() || t.learned[id] == addr {
+		return
+	}
+	if _, ok := t.learned[id]; !ok && len(t.learned) >= maxLearned {
+		t.log.Warn("not learning a peer's address: too many learned", "peer", uint64(id), "limit", maxLearned)
 		return
 	}
 	t.learned[id] = addr

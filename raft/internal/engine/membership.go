@@ -64,3 +64,7 @@ func (e *Engine) PeerMatch(id NodeID) (uint64, bool) {
 func (e *Engine) ConfigPending() bool {
 	return e.pendingConfIndex > e.log.committed || e.membership.IsJoint()
 }
+
+// PendingJoint reports whether the configuration in force is joint: a
+// change is under way until its C_new is appended and committed.
+func (e *Engine) PendingJoint() bool { return e.membership.IsJoint() }
