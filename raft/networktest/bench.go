@@ -91,13 +91,16 @@ func benchOne(b *testing.B, f Factory, mk func(int) raft.Message) {
 	}
 	proto := mk(0)
 	b.SetBytes(int64(wire.MessageSize(&proto)))
-	const batch, window = 64, 4096
+	// At most 4096 messages or 8 MiB unreceived, as a leader's pipeline
+	// bounds its in-flight appends.
+	window := min(4096, max(2*64, (8<<20)/wire.MessageSize(&proto)))
+	batch := min(64, window/2)
 	base := recv.n.Load()
 	b.ResetTimer()
 	t0 := time.Now()
 	sent := 0
 	for sent < b.N {
-		for int64(sent)-(recv.n.Load()-base) > window-batch {
+		for int64(sent)-(recv.n.Load()-base) > int64(window-batch) {
 			select {
 			case <-recv.notify:
 			case <-time.After(time.Second):
