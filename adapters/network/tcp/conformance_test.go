@@ -1,6 +1,7 @@
 package tcp_test
 
 import (
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"testing"
@@ -12,14 +13,17 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// factory opens transports on loopback.
-func factory(t testing.TB) networktest.Opener {
+// factory opens plain transports on loopback.
+func factory(t testing.TB) networktest.Opener { return opener(func() *tls.Config { return nil }) }
+
+// opener opens transports on loopback with the TLS config tlsConfig returns.
+func opener(tlsConfig func() *tls.Config) networktest.Opener {
 	return func(o networktest.Options) (raft.Network, string, error) {
 		addr := o.Addr
 		if addr == "" {
 			addr = "127.0.0.1:0"
 		}
-		tr, err := tcp.New(tcp.Config{ClusterID: o.ClusterID, ID: o.ID, Listen: addr, Logger: quiet()})
+		tr, err := tcp.New(tcp.Config{ClusterID: o.ClusterID, ID: o.ID, Listen: addr, TLS: tlsConfig(), Logger: quiet()})
 		if err != nil {
 			return nil, "", err
 		}

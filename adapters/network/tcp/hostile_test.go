@@ -240,17 +240,7 @@ func (p *pki) config(t testing.TB) *tls.Config {
 func TestTLSConformance(t *testing.T) {
 	ca := newPKI(t, "raftkit test CA")
 	networktest.Run(t, func(t testing.TB) networktest.Opener {
-		return func(o networktest.Options) (raft.Network, string, error) {
-			addr := o.Addr
-			if addr == "" {
-				addr = "127.0.0.1:0"
-			}
-			tr, err := tcp.New(tcp.Config{ClusterID: o.ClusterID, ID: o.ID, Listen: addr, TLS: ca.config(t), Logger: quiet()})
-			if err != nil {
-				return nil, "", err
-			}
-			return tr, tr.Addr(), nil
-		}
+		return opener(func() *tls.Config { return ca.config(t) })
 	})
 }
 
