@@ -34,6 +34,7 @@ type persister struct {
 	n      *Node
 	mu     sync.Mutex
 	queue  []persistJob
+	busy   bool // a write taken from queue is in progress
 	signal chan struct{}
 	buf    []Entry
 	recv   *snapshotReceiver
@@ -81,10 +82,50 @@ func (p *persister) writeQueued(buf []persistJob) []persistJob {
 	p.mu.Lock()
 	jobs := p.queue
 	p.queue = buf[:0]
+	p.busy = len(jobs) > 0
 	p.mu.Unlock()
 	p.flush(jobs, false)
+	p.mu.Lock()
+	p.busy = false
+	p.mu.Unlock()
 	clear(jobs)
 	return jobs[:0]
+}
+
+// writeInline carries out a log write on the caller's goroutine (the main
+// loop) when the Storage saves without waiting on I/O (InlineSaver) and no
+// earlier write is queued or in progress, so that order is kept. It reports
+// whether it did: on false, the job goes to the queue as usual. A failed
+// Save also returns false, and the queue's retries take over.
+func (p *persister) writeInline(j *persistJob) bool {
+	p.mu.Lock()
+	if p.busy || len(p.queue) > 0 || (p.floor > 0 && len(j.ents) > 0 && j.ents[0].Index <= p.floor) {
+		p.mu.Unlock()
+		return false
+	}
+	p.busy = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.busy = false
+		p.mu.Unlock()
+	}()
+	if j.hs != nil || len(j.ents) > 0 {
+		// No deadline: an InlineSaver does not wait, and a timer per write
+		// would cost more than the write.
+		if err := p.n.store.Save(context.Background(), j.hs, j.ents); err != nil {
+			p.n.log.Error("storage write failed; retrying", "attempt", 0, "entries", len(j.ents), "err", err)
+			return false
+		}
+	}
+	if len(j.msgs) > 0 {
+		p.n.net.Send(j.msgs)
+	}
+	if len(j.ents) > 0 {
+		last := j.ents[len(j.ents)-1]
+		p.n.eng.Persisted(last.Index, last.Term)
+	}
+	return true
 }
 
 // flush carries out jobs in order: runs of log writes are merged into one

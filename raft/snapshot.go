@@ -251,7 +251,6 @@ func (p *persister) writeChunk(m *Message) {
 	}
 	p.floor = max(p.floor, c.Meta.Index)
 	ack(r.next, false)
-	n.snaps.received.Add(1)
 	n.applier.enqueue(applyTask{restore: &restoreTask{leader: m.From, meta: c.Meta}})
 }
 

@@ -155,6 +155,11 @@ func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.E
 	return nil
 }
 
+// SaveInline reports true: Save only copies into memory under a lock that
+// no method holds across I/O, so the node may call it on its main loop
+// (raft.InlineSaver).
+func (s *Storage) SaveInline() bool { return true }
+
 // put stores entries at position at of the log, dropping everything after
 // them. The caller holds d.mu for writing and has checked at <= d.ents.len().
 func (d *data) put(at int, entries []raft.Entry) {
