@@ -1,0 +1,270 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/raftkit/raftkit/raft"
+)
+
+// CreateSnapshot registers a snapshot and returns a writer that stores its
+// bytes in rows of Options.ChunkBytes, buffering at most one row. Nothing is
+// visible to OpenSnapshot until Commit.
+func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (raft.SnapshotWriter, error) {
+	if err := s.check(ctx, "create snapshot"); err != nil {
+		return nil, err
+	}
+	if meta.Index == 0 {
+		return nil, fmt.Errorf("%w: snapshot at index 0", ErrInvalidArgument)
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO `+s.q+`.snapshots (group_id, node_id, snapshot_id, idx, term, membership)
+		VALUES ($1, $2, nextval('`+s.q+`.snapshot_ids'), $3, $4, $5) RETURNING snapshot_id`,
+		s.group, s.node, int64(meta.Index), int64(meta.Term), raft.EncodeMembership(meta.Membership)).Scan(&id)
+	if err != nil {
+		return nil, s.dbErr("create snapshot", err)
+	}
+	return &snapshotWriter{s: s, id: id, meta: cloneMeta(meta), buf: make([]byte, 0, min(s.chunk, 64<<10))}, nil
+}
+
+// snapshotWriter stores a snapshot's bytes chunk by chunk.
+type snapshotWriter struct {
+	s     *Storage
+	id    int64
+	meta  raft.SnapshotMeta
+	mu    sync.Mutex
+	buf   []byte
+	seq   int32
+	bytes int64
+	done  bool
+	err   error // a failed chunk write: the writer is unusable
+}
+
+// Write buffers p, storing a row each time Options.ChunkBytes accumulate.
+func (w *snapshotWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable("snapshot write"); err != nil {
+		return 0, err
+	}
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), w.s.chunk-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p, n = p[k:], n+k
+		if len(w.buf) == w.s.chunk {
+			if err := w.flush(context.Background()); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *snapshotWriter) usable(op string) error {
+	switch {
+	case w.done:
+		return fmt.Errorf("postgres: %s: %w", op, ErrSnapshotFinished)
+	case w.s.closed.Load():
+		return fmt.Errorf("postgres: %s: %w", op, ErrClosed)
+	case w.err != nil:
+		return fmt.Errorf("postgres: %s: an earlier chunk failed: %w", op, w.err)
+	}
+	return nil
+}
+
+// flush stores the buffered bytes as the next chunk.
+func (w *snapshotWriter) flush(ctx context.Context) error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	s := w.s
+	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.q+`.snapshot_chunks (group_id, node_id, snapshot_id, seq, data)
+		VALUES ($1, $2, $3, $4, $5)`, s.group, s.node, w.id, w.seq, w.buf)
+	if err != nil {
+		w.err = s.dbErr("snapshot write", err)
+		return w.err
+	}
+	w.seq++
+	w.bytes += int64(len(w.buf))
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// Commit stores the last chunk and, in one transaction, makes the snapshot
+// the latest one, keeps or discards the log (Raft paper §7: the log is kept
+// when it holds the snapshot's last entry with the same term) and deletes
+// older snapshots. Readers opened on an older snapshot keep reading it.
+func (w *snapshotWriter) Commit(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable("snapshot commit"); err != nil {
+		return err
+	}
+	if err := w.flush(ctx); err != nil {
+		return err
+	}
+	s := w.s
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	cur := s.snap.Index
+	s.mu.RUnlock()
+	if w.meta.Index < cur {
+		return fmt.Errorf("postgres: snapshot commit: %w: index %d is below the latest snapshot's %d", ErrStaleSnapshot, w.meta.Index, cur)
+	}
+	idx, term := int64(w.meta.Index), int64(w.meta.Term)
+	var first int64
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+s.q+`.fence($1, $2, $3)`, s.group, s.node, s.owner)
+	b.Queue(`UPDATE `+s.q+`.snapshots SET committed = true, bytes = $4, chunks = $5
+		WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3`, s.group, s.node, w.id, w.bytes, w.seq)
+	// The log is kept if it holds the snapshot's last entry with its term.
+	b.Queue(`UPDATE `+s.q+`.nodes SET snapshot_id = $3,
+			first_index = CASE WHEN EXISTS (SELECT 1 FROM `+s.q+`.entries
+				WHERE group_id = $1 AND node_id = $2 AND idx = $4 AND term = $5)
+				THEN first_index ELSE $4 + 1 END
+		WHERE group_id = $1 AND node_id = $2 RETURNING first_index`, s.group, s.node, w.id, idx, term).
+		QueryRow(func(r pgx.Row) error { return r.Scan(&first) })
+	// Discarded: first_index became idx+1, which a kept log cannot have
+	// (it holds idx). Then every entry goes, those after idx too.
+	b.Queue(`DELETE FROM `+s.q+`.entries WHERE group_id = $1 AND node_id = $2 AND
+		(SELECT first_index FROM `+s.q+`.nodes WHERE group_id = $1 AND node_id = $2) = $3`,
+		s.group, s.node, idx+1)
+	b.Queue(`DELETE FROM `+s.q+`.snapshot_chunks WHERE group_id = $1 AND node_id = $2 AND snapshot_id IN
+		(SELECT snapshot_id FROM `+s.q+`.snapshots WHERE group_id = $1 AND node_id = $2 AND committed AND snapshot_id <> $3)`,
+		s.group, s.node, w.id)
+	b.Queue(`DELETE FROM `+s.q+`.snapshots WHERE group_id = $1 AND node_id = $2 AND committed AND snapshot_id <> $3`,
+		s.group, s.node, w.id)
+	s.gen.Add(1)
+	defer s.gen.Add(1)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return s.dbErr("snapshot commit", err)
+	}
+	w.done = true
+	s.mu.Lock()
+	if uint64(first) == w.meta.Index+1 {
+		s.first, s.last = w.meta.Index+1, w.meta.Index // discarded
+	}
+	s.snap, s.snapID = cloneMeta(w.meta), w.id
+	s.mu.Unlock()
+	return nil
+}
+
+// Abort deletes what was written. It is a no-op after Commit or Abort.
+func (w *snapshotWriter) Abort() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return nil
+	}
+	w.done = true
+	s := w.s
+	if s.closed.Load() {
+		return nil // Open of the next store deletes uncommitted snapshots
+	}
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM `+s.q+`.snapshot_chunks WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3`, s.group, s.node, w.id)
+	b.Queue(`DELETE FROM `+s.q+`.snapshots WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3 AND NOT committed`, s.group, s.node, w.id)
+	if err := s.pool.SendBatch(context.Background(), b).Close(); err != nil {
+		return s.dbErr("snapshot abort", err)
+	}
+	return nil
+}
+
+// OpenSnapshot opens the latest committed snapshot. The reader runs in a
+// read-only REPEATABLE READ transaction, holding one pooled connection until
+// it is closed: it reads one chunk at a time from the database's snapshot
+// taken when it opened, so a newer snapshot committed meanwhile (which
+// deletes this one's rows) does not disturb it.
+func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadCloser, error) {
+	if err := s.check(ctx, "open snapshot"); err != nil {
+		return raft.SnapshotMeta{}, nil, err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return raft.SnapshotMeta{}, nil, s.dbErr("open snapshot", err)
+	}
+	var (
+		id, idx, term *int64
+		membership    []byte
+		chunks        *int32
+	)
+	err = tx.QueryRow(ctx, `SELECT p.snapshot_id, p.idx, p.term, p.membership, p.chunks
+		FROM `+s.q+`.nodes n LEFT JOIN `+s.q+`.snapshots p
+			ON p.group_id = n.group_id AND p.node_id = n.node_id AND p.snapshot_id = n.snapshot_id
+		WHERE n.group_id = $1 AND n.node_id = $2`, s.group, s.node).Scan(&id, &idx, &term, &membership, &chunks)
+	if err == nil && id == nil {
+		err = fmt.Errorf("postgres: open snapshot: %w", raft.ErrNoSnapshot)
+	} else if err == nil && idx == nil {
+		err = corruptf("group %d node %d: snapshot %d is missing", s.group, s.node, *id)
+	} else if err != nil {
+		err = s.dbErr("open snapshot", err)
+	}
+	var meta raft.SnapshotMeta
+	if err == nil {
+		meta = raft.SnapshotMeta{Index: uint64(*idx), Term: uint64(*term)}
+		if meta.Membership, err = raft.DecodeMembership(membership); err != nil {
+			err = fmt.Errorf("postgres: snapshot %d membership: %w", *id, err)
+		}
+	}
+	if err != nil {
+		_ = tx.Rollback(context.Background())
+		return raft.SnapshotMeta{}, nil, err
+	}
+	return meta, &snapshotReader{s: s, tx: tx, id: *id, chunks: *chunks}, nil
+}
+
+// snapshotReader streams a snapshot's chunks in order.
+type snapshotReader struct {
+	s      *Storage
+	tx     pgx.Tx
+	id     int64
+	chunks int32
+	seq    int32
+	buf    []byte
+	closed bool
+}
+
+func (r *snapshotReader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, fmt.Errorf("postgres: snapshot read: %w", ErrClosed)
+	}
+	for len(r.buf) == 0 {
+		if r.seq == r.chunks {
+			return 0, io.EOF
+		}
+		if r.s.closed.Load() {
+			return 0, fmt.Errorf("postgres: snapshot read: %w", ErrClosed)
+		}
+		s := r.s
+		err := r.tx.QueryRow(context.Background(), `SELECT data FROM `+s.q+`.snapshot_chunks
+			WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3 AND seq = $4`,
+			s.group, s.node, r.id, r.seq).Scan(&r.buf)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, corruptf("group %d node %d: snapshot %d chunk %d is missing", s.group, s.node, r.id, r.seq)
+		}
+		if err != nil {
+			return 0, s.dbErr("snapshot read", err)
+		}
+		r.seq++
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// Close ends the read transaction and returns its connection to the pool.
+func (r *snapshotReader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.buf = nil
+	return r.tx.Rollback(context.Background())
+}
