@@ -28,6 +28,12 @@ type ClusterOptions struct {
 	// is called on every start of the node with the address the node had
 	// ("" on its first start) and returns the network and its address.
 	Transport func(id raft.NodeID, addr string) (raft.Network, string, error)
+	// Storage, if set, opens node id's storage instead of a memory store.
+	// It is called on every start of the node and must return a store over
+	// the same data each time (a crash closes the store it returned). The
+	// cluster then checks agreement through the state machines, which
+	// record every command they apply, and Cluster.Storage returns nil.
+	Storage func(id raft.NodeID) (raft.Storage, error)
 }
 
 // Cluster runs Raft nodes in one process over an in-memory Network, each
@@ -48,6 +54,7 @@ type clusterMember struct {
 	net   raft.Network
 	addr  string
 	store *memory.Storage
+	open  raft.Storage // from ClusterOptions.Storage, nil while crashed
 	sm    *Recorder
 	kv    *KV // set with ClusterOptions.KV
 }
@@ -143,8 +150,18 @@ func (c *Cluster) start(id raft.NodeID) {
 		m.sm = rec
 		c.mu.Unlock()
 	}
+	var st raft.Storage = store
+	if c.opts.Storage != nil {
+		var err error
+		if st, err = c.opts.Storage(id); err != nil {
+			c.t.Fatalf("open the storage of node %d: %v", id, err)
+		}
+		c.mu.Lock()
+		m.open = st
+		c.mu.Unlock()
+	}
 	cfg := raft.Config{
-		ID: id, Storage: store, Network: nw, StateMachine: sm,
+		ID: id, Storage: st, Network: nw, StateMachine: sm,
 		HeartbeatInterval: c.opts.HeartbeatInterval, ElectionTimeout: c.opts.ElectionTimeout,
 		RandSeed: uint64(c.opts.Seed)*1000 + uint64(id),
 	}
@@ -190,11 +207,26 @@ func (c *Cluster) KV(id raft.NodeID) *KV {
 	return c.nodes[id].kv
 }
 
-// Storage returns node id's storage.
+// Storage returns node id's memory storage, or nil when
+// ClusterOptions.Storage provides the stores.
 func (c *Cluster) Storage(id raft.NodeID) *memory.Storage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.opts.Storage != nil {
+		return nil
+	}
 	return c.nodes[id].store
+}
+
+// closeStore closes the store ClusterOptions.Storage opened for m, if any.
+func (c *Cluster) closeStore(id raft.NodeID, m *clusterMember) {
+	if m.open == nil {
+		return
+	}
+	if err := m.open.Close(); err != nil {
+		c.t.Errorf("close the storage of node %d: %v", id, err)
+	}
+	m.open = nil
 }
 
 // Crash stops node id abruptly, as a process crash: its storage keeps what
@@ -218,6 +250,7 @@ func (c *Cluster) Crash(id raft.NodeID) {
 	_ = m.net.Close()
 	_ = m.store.Close()
 	m.store = m.store.Reopen()
+	c.closeStore(id, m)
 	c.mu.Unlock()
 }
 
@@ -339,6 +372,9 @@ func (c *Cluster) WaitConverged(timeout time.Duration) {
 }
 
 func (c *Cluster) converged() error {
+	if c.opts.Storage != nil {
+		return c.convergedByMetrics()
+	}
 	var ref []raft.Entry
 	var refID raft.NodeID
 	for _, id := range c.Live() {
@@ -372,6 +408,10 @@ func (c *Cluster) converged() error {
 // index order.
 func (c *Cluster) CheckConsistency() {
 	c.t.Helper()
+	if c.opts.Storage != nil {
+		c.checkAppliedAgree()
+		return
+	}
 	committed := map[uint64]raft.Entry{}
 	for _, id := range c.IDs() {
 		log := c.Storage(id).AllEntries()
@@ -439,6 +479,7 @@ func (c *Cluster) Stop() {
 		}
 		c.mu.Lock()
 		nw := c.nodes[id].net
+		c.closeStore(id, c.nodes[id])
 		c.mu.Unlock()
 		if nw != nil && c.opts.Transport != nil {
 			if err := nw.Close(); err != nil {
@@ -447,4 +488,53 @@ func (c *Cluster) Stop() {
 		}
 	}
 	c.Net.Close()
+}
+
+// convergedByMetrics is converged for stores the cluster cannot inspect:
+// every live node has committed and applied the same last index.
+func (c *Cluster) convergedByMetrics() error {
+	var ref uint64
+	var refID raft.NodeID
+	for _, id := range c.Live() {
+		n := c.Node(id)
+		if n == nil {
+			continue
+		}
+		m := n.Metrics()
+		if m.LastIndex == 0 || m.CommitIndex < m.LastIndex || n.Applied() != m.LastIndex {
+			return fmt.Errorf("node %d: last %d commit %d applied %d", id, m.LastIndex, m.CommitIndex, n.Applied())
+		}
+		if refID == 0 {
+			ref, refID = m.LastIndex, id
+		} else if m.LastIndex != ref {
+			return fmt.Errorf("node %d log ends at %d, node %d at %d", id, m.LastIndex, refID, ref)
+		}
+	}
+	return nil
+}
+
+// checkAppliedAgree is CheckConsistency for stores the cluster cannot
+// inspect: each live state machine applied commands once each in index
+// order (the Recorder checks), and no two nodes applied different commands
+// at one index.
+func (c *Cluster) checkAppliedAgree() {
+	c.t.Helper()
+	seen := map[uint64]raft.Entry{}
+	owner := map[uint64]raft.NodeID{}
+	for _, id := range c.Live() {
+		sm := c.StateMachine(id)
+		if sm == nil {
+			continue
+		}
+		if v := sm.Violations(); len(v) > 0 {
+			c.t.Fatalf("node %d state machine: %v", id, v)
+		}
+		for _, e := range sm.Applied() {
+			if o, ok := seen[e.Index]; ok && (o.Term != e.Term || string(o.Data) != string(e.Data)) {
+				c.t.Fatalf("entry %d differs: node %d applied term %d %q, node %d applied term %d %q",
+					e.Index, id, e.Term, e.Data, owner[e.Index], o.Term, o.Data)
+			}
+			seen[e.Index], owner[e.Index] = e, id
+		}
+	}
 }
