@@ -22,13 +22,13 @@ import (
 // installed binaries, as the postgres user when the test runs as root
 // (PostgreSQL refuses to run as root).
 type pgServer struct {
-	t     testing.TB
-	bin   string
-	dir   string
-	port  int
-	args  []string
-	cred  *syscall.Credential
-	cmd   *exec.Cmd
+	t      testing.TB
+	bin    string
+	dir    string
+	port   int
+	args   []string
+	cred   *syscall.Credential
+	cmd    *exec.Cmd
 	exited chan struct{}
 }
 
