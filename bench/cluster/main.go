@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"io"
 	"os"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	"github.com/raftkit/raftkit/adapters/network/tcp"
 	"github.com/raftkit/raftkit/adapters/storage/disk"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
+	"github.com/raftkit/raftkit/adapters/storage/postgres"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
@@ -43,19 +45,20 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	snapEvery := flag.Int("snapshot-entries", 0, "snapshot every N entries (0: the library default, -1: never)")
 	reportEvery := flag.Duration("report-every", 0, "print throughput and resident memory to stderr at this interval")
-	storage := flag.String("storage", "memory", "storage: memory or disk")
+	storage := flag.String("storage", "memory", "storage: memory, disk or postgres")
+	pgDSN := flag.String("pg-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "with -storage postgres, the server (the run uses a schema of its own and drops it at the end)")
 	network := flag.String("network", "memory", "network: memory (in process) or tcp (loopback)")
 	data := flag.String("data", "", "with -storage disk, the directory for the nodes' data (default: a temporary directory, removed at the end)")
 	flag.Parse()
-	if *storage != "memory" && *storage != "disk" {
-		fmt.Fprintf(os.Stderr, "cluster: unknown -storage %q (want memory or disk)\n", *storage)
+	if *storage != "memory" && *storage != "disk" && *storage != "postgres" {
+		fmt.Fprintf(os.Stderr, "cluster: unknown -storage %q (want memory, disk or postgres)\n", *storage)
 		os.Exit(2)
 	}
 	if *network != "memory" && *network != "tcp" {
 		fmt.Fprintf(os.Stderr, "cluster: unknown -network %q (want memory or tcp)\n", *network)
 		os.Exit(2)
 	}
-	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data, *network); err != nil {
+	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data, *network, *pgDSN); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
@@ -98,12 +101,27 @@ type stores struct {
 	kind string
 	dir  string
 	disk []*disk.Storage
+	dsn  string
+	pg   []*postgres.Storage
 }
+
+// pgSchema is the run's own schema on the -pg-dsn server.
+var pgSchema = fmt.Sprintf("raftkit_bench_%d", os.Getpid())
 
 // open returns node id's storage.
 func (s *stores) open(id int) (raft.Storage, error) {
-	if s.kind == "memory" {
+	switch s.kind {
+	case "memory":
 		return memory.New(), nil
+	case "postgres":
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p, err := postgres.Open(ctx, postgres.Options{DSN: s.dsn, Schema: pgSchema, Group: 1, Node: raft.NodeID(id)})
+		if err != nil {
+			return nil, err
+		}
+		s.pg = append(s.pg, p)
+		return p, nil
 	}
 	d, err := disk.Open(filepath.Join(s.dir, fmt.Sprint("node", id)), disk.Options{})
 	if err != nil {
@@ -113,11 +131,22 @@ func (s *stores) open(id int) (raft.Storage, error) {
 	return d, nil
 }
 
-// close closes the disk stores.
+// close closes the disk and PostgreSQL stores, dropping the run's schema.
 func (s *stores) close() {
 	for _, d := range s.disk {
 		if err := d.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "cluster: closing storage:", err)
+		}
+	}
+	for _, p := range s.pg {
+		_ = p.Close()
+	}
+	if s.kind == "postgres" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, s.dsn); err == nil {
+			_, _ = c.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{pgSchema}.Sanitize()+` CASCADE`)
+			_ = c.Close(ctx)
 		}
 	}
 }
@@ -131,9 +160,9 @@ func (s *stores) counters() (syncs, entries uint64) {
 	return syncs, entries
 }
 
-func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration, storage, dataDir, netKind string) error {
+func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration, storage, dataDir, netKind, pgDSN string) error {
 	ctx := context.Background()
-	st := &stores{kind: storage, dir: dataDir}
+	st := &stores{kind: storage, dir: dataDir, dsn: pgDSN}
 	if storage == "disk" && dataDir == "" {
 		tmp, err := os.MkdirTemp("", "raftkit-bench-")
 		if err != nil {

@@ -191,6 +191,10 @@ func (s *Storage) open(ctx context.Context, schema string, unsafe bool) error {
 		WHERE p.group_id = $1 AND p.node_id = $2 AND NOT p.committed
 		AND c.group_id = p.group_id AND c.node_id = p.node_id AND c.snapshot_id = p.snapshot_id`, s.group, s.node)
 	b.Queue(`DELETE FROM `+s.q+`.snapshots WHERE group_id = $1 AND node_id = $2 AND NOT committed`, s.group, s.node)
+	// Chunks whose snapshot row is gone: a writer fenced off mid-write.
+	b.Queue(`DELETE FROM `+s.q+`.snapshot_chunks c WHERE c.group_id = $1 AND c.node_id = $2
+		AND NOT EXISTS (SELECT 1 FROM `+s.q+`.snapshots p
+			WHERE p.group_id = c.group_id AND p.node_id = c.node_id AND p.snapshot_id = c.snapshot_id)`, s.group, s.node)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("postgres: open: %w", err)
 	}

@@ -302,3 +302,39 @@ func TestCorruptMembershipReported(t *testing.T) {
 		t.Fatalf("open with a corrupt membership: %v, want raft.ErrCorrupt", err)
 	}
 }
+
+// TestFencedSnapshotWriterLeavesNothing: a snapshot being written when
+// another store opens the node fails, and leaves no rows behind.
+func TestFencedSnapshotWriterLeavesNothing(t *testing.T) {
+	node := raft.NodeID(nextNode.Add(1))
+	a := openStore(t, postgres.Options{Group: 1, Node: node, ChunkBytes: 16})
+	defer a.Close()
+	w, err := a.CreateSnapshot(ctxT(t), raft.SnapshotMeta{Index: 3, Term: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, 40)); err != nil { // two chunks stored
+		t.Fatal(err)
+	}
+	b := openStore(t, postgres.Options{Group: 1, Node: node})
+	defer b.Close()
+	if _, err := w.Write(make([]byte, 40)); !errors.Is(err, postgres.ErrFenced) {
+		t.Fatalf("write after another open: %v, want ErrFenced", err)
+	}
+	if err := w.Commit(ctxT(t)); err == nil {
+		t.Fatal("commit after another open succeeded")
+	}
+	var chunks, snaps int
+	q := pgx.Identifier{testSchema}.Sanitize()
+	pool := sharedPool(t)
+	if err := pool.QueryRow(ctxT(t), `SELECT (SELECT count(*) FROM `+q+`.snapshot_chunks WHERE group_id = 1 AND node_id = $1),
+		(SELECT count(*) FROM `+q+`.snapshots WHERE group_id = 1 AND node_id = $1)`, int64(node)).Scan(&chunks, &snaps); err != nil {
+		t.Fatal(err)
+	}
+	if chunks != 0 || snaps != 0 {
+		t.Fatalf("%d chunk rows and %d snapshot rows left behind", chunks, snaps)
+	}
+	if _, _, err := b.OpenSnapshot(ctxT(t)); !errors.Is(err, raft.ErrNoSnapshot) {
+		t.Fatalf("open snapshot on the new store: %v, want ErrNoSnapshot", err)
+	}
+}

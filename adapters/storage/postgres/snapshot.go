@@ -84,8 +84,16 @@ func (w *snapshotWriter) flush(ctx context.Context) error {
 		return nil
 	}
 	s := w.s
-	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.q+`.snapshot_chunks (group_id, node_id, snapshot_id, seq, data)
-		VALUES ($1, $2, $3, $4, $5)`, s.group, s.node, w.id, w.seq, w.buf)
+	// Only while the snapshot's row is there: a store opened since for
+	// this node deleted it with every uncommitted snapshot, and this
+	// writer must not leave chunks nobody will delete.
+	tag, err := s.pool.Exec(ctx, `INSERT INTO `+s.q+`.snapshot_chunks (group_id, node_id, snapshot_id, seq, data)
+		SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM `+s.q+`.snapshots
+			WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3 AND NOT committed)`,
+		s.group, s.node, w.id, w.seq, w.buf)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = fmt.Errorf("%w: snapshot %d was removed by a newer open (group %d node %d)", ErrFenced, w.id, s.group, s.node)
+	}
 	if err != nil {
 		w.err = s.dbErr("snapshot write", err)
 		return w.err
