@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -389,41 +390,58 @@ func (s *Storage) changed(gen uint64, attempt int) bool {
 func (s *Storage) readEntries(ctx context.Context, lo, hi uint64, maxBytes int) (out []raft.Entry, complete bool, err error) {
 	limit := hi - lo
 	if maxBytes > 0 {
-		// No entry is smaller than minEntrySize: this many always reach
-		// maxBytes, so the LIMIT never cuts a result short.
-		limit = min(limit, uint64(maxBytes/minEntrySize)+1)
+		// No entry is smaller than minEntrySize: this many always pass
+		// maxBytes, and one more is the first row past the cut, so the
+		// LIMIT never cuts a result short.
+		limit = min(limit, uint64(maxBytes/minEntrySize)+2)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT idx, term, kind, data FROM `+s.q+`.entries
-		WHERE group_id = $1 AND node_id = $2 AND idx >= $3 AND idx < $4 ORDER BY idx LIMIT $5`,
-		s.group, s.node, int64(lo), int64(hi), int64(limit))
+	// With maxBytes, the server cuts the result: rows come with "fits"
+	// while the running size stays within maxBytes (the first always), and
+	// the first row past the cut comes without its data, which tells a cut
+	// by size from rows missing (large entries past the limit are never
+	// sent; octet_length reads a TOASTed value's size without decompressing
+	// it). Without maxBytes every row fits.
+	rows, err := s.pool.Query(ctx, `SELECT idx, term, kind, CASE WHEN fits THEN data END, fits FROM (
+			SELECT idx, term, kind, data, fits, lag(fits, 1, true) OVER (ORDER BY idx) AS prev_fits FROM (
+				SELECT idx, term, kind, data,
+					sum(octet_length(data) + $7) OVER (ORDER BY idx) <= $6 OR idx = $3 AS fits
+				FROM (SELECT idx, term, kind, data FROM `+s.q+`.entries
+					WHERE group_id = $1 AND node_id = $2 AND idx >= $3 AND idx < $4 ORDER BY idx LIMIT $5) r) f) t
+		WHERE fits OR prev_fits ORDER BY idx`,
+		s.group, s.node, int64(lo), int64(hi), int64(limit), int64(byteLimit(maxBytes)), int64(minEntrySize))
 	if err != nil {
 		return nil, false, s.dbErr("entries", err)
 	}
 	defer rows.Close()
 	out = make([]raft.Entry, 0, min(limit, 1024))
-	size := 0
 	for rows.Next() {
 		var idx, term int64
 		var kind int16
 		var data []byte
-		if err := rows.Scan(&idx, &term, &kind, &data); err != nil {
+		var fits bool
+		if err := rows.Scan(&idx, &term, &kind, &data, &fits); err != nil {
 			return nil, false, s.dbErr("entries", err)
 		}
 		if uint64(idx) != lo+uint64(len(out)) {
 			return out, false, nil // a gap
 		}
-		e := raft.Entry{Index: uint64(idx), Term: uint64(term), Type: raft.EntryType(kind), Data: data}
-		size += e.Size()
-		if maxBytes > 0 && size > maxBytes && len(out) > 0 {
-			return out, true, nil
+		if !fits {
+			return out, true, nil // the next entry would pass maxBytes
 		}
-		out = append(out, e)
+		out = append(out, raft.Entry{Index: uint64(idx), Term: uint64(term), Type: raft.EntryType(kind), Data: data})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, false, s.dbErr("entries", err)
 	}
-	n := uint64(len(out))
-	return out, n == hi-lo || (maxBytes > 0 && n == limit), nil
+	return out, uint64(len(out)) == hi-lo, nil
+}
+
+// byteLimit is maxBytes for the query: no limit when maxBytes ≤ 0.
+func byteLimit(maxBytes int) int {
+	if maxBytes <= 0 {
+		return math.MaxInt64
+	}
+	return maxBytes
 }
 
 // bounds checks [lo, hi) against the log's current bounds.

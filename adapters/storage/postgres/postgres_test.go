@@ -338,3 +338,35 @@ func TestFencedSnapshotWriterLeavesNothing(t *testing.T) {
 		t.Fatalf("open snapshot on the new store: %v, want ErrNoSnapshot", err)
 	}
 }
+
+// TestMissingRowsReportedCorrupt: rows deleted behind the store's back,
+// inside the log's bounds, are corruption, whether the read is cut by size
+// or not.
+func TestMissingRowsReportedCorrupt(t *testing.T) {
+	node := raft.NodeID(nextNode.Add(1))
+	s := openStore(t, postgres.Options{Group: 1, Node: node})
+	defer s.Close()
+	if err := s.Save(ctxT(t), nil, ents(1, 11, 1)); err != nil {
+		t.Fatal(err)
+	}
+	pool := sharedPool(t)
+	if _, err := pool.Exec(ctxT(t), `DELETE FROM `+pgx.Identifier{testSchema}.Sanitize()+`.entries
+		WHERE group_id = 1 AND node_id = $1 AND idx IN (5, 10)`, int64(node)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		lo, hi uint64
+		max    int
+	}{{1, 11, 0}, {1, 11, 1 << 20}, {4, 6, 0}, {8, 11, 0}, {8, 11, 1000}} {
+		if _, err := s.Entries(ctxT(t), c.lo, c.hi, c.max); !errors.Is(err, raft.ErrCorrupt) {
+			t.Errorf("Entries(%d, %d, %d): %v, want raft.ErrCorrupt", c.lo, c.hi, c.max, err)
+		}
+	}
+	if _, err := s.Term(ctxT(t), 5); !errors.Is(err, raft.ErrCorrupt) {
+		t.Errorf("Term(5): %v, want raft.ErrCorrupt", err)
+	}
+	// Reads that stop before the hole are fine.
+	if es, err := s.Entries(ctxT(t), 1, 11, 3*(&raft.Entry{Data: []byte("cmd-1")}).Size()); err != nil || len(es) != 3 {
+		t.Errorf("Entries cut before the hole: %d entries, %v", len(es), err)
+	}
+}
