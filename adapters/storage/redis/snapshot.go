@@ -1,0 +1,220 @@
+package redis
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/raftkit/raftkit/raft"
+)
+
+// CreateSnapshot registers a pending snapshot and returns a writer that
+// stores its bytes as list elements of Options.ChunkBytes, buffering at most
+// one. Nothing is visible to OpenSnapshot until Commit.
+func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (raft.SnapshotWriter, error) {
+	if err := s.check(ctx, "create snapshot"); err != nil {
+		return nil, err
+	}
+	if meta.Index == 0 {
+		return nil, fmt.Errorf("%w: snapshot at index 0", ErrInvalidArgument)
+	}
+	id, err := createScript.Run(ctx, s.c, []string{s.meta, s.pending}, s.owner).Int64()
+	if err != nil {
+		return nil, s.scriptErr("create snapshot", err)
+	}
+	ids := strconv.FormatInt(id, 10)
+	return &snapshotWriter{s: s, id: ids, key: s.chunkKey(ids), meta: meta, buf: make([]byte, 0, min(s.chunk, 64<<10))}, nil
+}
+
+// snapshotWriter stores a snapshot's bytes chunk by chunk.
+type snapshotWriter struct {
+	s      *Storage
+	id     string
+	key    string
+	meta   raft.SnapshotMeta
+	mu     sync.Mutex
+	buf    []byte
+	chunks int
+	done   bool
+	err    error // a failed chunk write: the writer is unusable
+}
+
+// Write buffers p, storing an element each time Options.ChunkBytes
+// accumulate.
+func (w *snapshotWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable("snapshot write"); err != nil {
+		return 0, err
+	}
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), w.s.chunk-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p, n = p[k:], n+k
+		if len(w.buf) == w.s.chunk {
+			if err := w.flush(context.Background()); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *snapshotWriter) usable(op string) error {
+	switch {
+	case w.done:
+		return fmt.Errorf("redis: %s: %w", op, ErrSnapshotFinished)
+	case w.s.closed.Load():
+		return fmt.Errorf("redis: %s: %w", op, ErrClosed)
+	case w.err != nil:
+		return fmt.Errorf("redis: %s: an earlier chunk failed: %w", op, w.err)
+	}
+	return nil
+}
+
+// flush stores the buffered bytes as the next chunk, while the snapshot is
+// still pending.
+func (w *snapshotWriter) flush(ctx context.Context) error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	s := w.s
+	if err := chunkScript.Run(ctx, s.c, []string{s.pending, w.key}, w.id, w.buf).Err(); err != nil {
+		w.err = s.scriptErr("snapshot write", err)
+		return w.err
+	}
+	w.chunks++
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// Commit stores the last chunk and, in one script, makes the snapshot the
+// latest one, keeps or discards the log (Raft paper §7: kept when it holds
+// the snapshot's last entry with the same term) and sets the previous
+// snapshot to expire after Options.OldSnapshotTTL.
+func (w *snapshotWriter) Commit(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable("snapshot commit"); err != nil {
+		return err
+	}
+	if err := w.flush(ctx); err != nil {
+		return err
+	}
+	s := w.s
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var term [8]byte
+	binary.BigEndian.PutUint64(term[:], w.meta.Term)
+	old := strconv.FormatInt(s.snapID, 10)
+	keys := []string{s.meta, s.logKey, s.pending, s.chunkKey(old)}
+	err := commitScript.Run(ctx, s.c, keys, s.owner, w.id, w.meta.Index, term[:], w.meta.Term,
+		raft.EncodeMembership(w.meta.Membership), w.chunks, old, s.oldTTL.Milliseconds()).Err()
+	if err != nil {
+		return s.scriptErr("snapshot commit", err)
+	}
+	w.done = true
+	s.snapID, _ = strconv.ParseInt(w.id, 10, 64)
+	return nil
+}
+
+// Abort deletes what was written. It is a no-op after Commit or Abort.
+func (w *snapshotWriter) Abort() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return nil
+	}
+	w.done = true
+	s := w.s
+	if s.closed.Load() {
+		return nil // the next Open drops pending snapshots
+	}
+	if err := abortScript.Run(context.Background(), s.c, []string{s.pending, w.key}, w.id).Err(); err != nil {
+		return s.scriptErr("snapshot abort", err)
+	}
+	return nil
+}
+
+// OpenSnapshot opens the latest committed snapshot and reads it one chunk
+// per round trip. A newer snapshot committed meanwhile does not disturb the
+// reader for Options.OldSnapshotTTL; after that its reads fail with
+// ErrSnapshotGone.
+func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadCloser, error) {
+	if err := s.check(ctx, "open snapshot"); err != nil {
+		return raft.SnapshotMeta{}, nil, err
+	}
+	vals, err := snapMetaScript.Run(ctx, s.c, []string{s.meta}).Slice()
+	if err != nil {
+		return raft.SnapshotMeta{}, nil, s.scriptErr("open snapshot", err)
+	}
+	str := func(i int) string {
+		if i < len(vals) {
+			v, _ := vals[i].(string)
+			return v
+		}
+		return ""
+	}
+	if str(0) == "" || str(0) == "0" {
+		return raft.SnapshotMeta{}, nil, fmt.Errorf("redis: open snapshot: %w", raft.ErrNoSnapshot)
+	}
+	var nums [3]uint64
+	for i, f := range []int{1, 2, 4} {
+		if nums[i], err = strconv.ParseUint(str(f), 10, 64); err != nil {
+			return raft.SnapshotMeta{}, nil, corruptf("%s: snapshot %s metadata: %q", s.meta, str(0), str(f))
+		}
+	}
+	meta := raft.SnapshotMeta{Index: nums[0], Term: nums[1]}
+	if meta.Membership, err = raft.DecodeMembership([]byte(str(3))); err != nil {
+		return raft.SnapshotMeta{}, nil, fmt.Errorf("redis: snapshot %s membership: %w", str(0), err)
+	}
+	return meta, &snapshotReader{s: s, id: str(0), key: s.chunkKey(str(0)), chunks: int64(nums[2])}, nil
+}
+
+// snapshotReader streams a snapshot's chunks in order.
+type snapshotReader struct {
+	s      *Storage
+	id     string
+	key    string
+	chunks int64
+	seq    int64
+	buf    []byte
+	closed bool
+}
+
+func (r *snapshotReader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, fmt.Errorf("redis: snapshot read: %w", ErrClosed)
+	}
+	for len(r.buf) == 0 {
+		if r.seq == r.chunks {
+			return 0, io.EOF
+		}
+		if r.s.closed.Load() {
+			return 0, fmt.Errorf("redis: snapshot read: %w", ErrClosed)
+		}
+		b, err := r.s.c.LIndex(context.Background(), r.key, r.seq).Bytes()
+		if isNil(err) {
+			return 0, fmt.Errorf("redis: snapshot %s chunk %d: %w", r.id, r.seq, ErrSnapshotGone)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("redis: snapshot read: %w", err)
+		}
+		r.buf = b
+		r.seq++
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// Close ends the read.
+func (r *snapshotReader) Close() error {
+	r.closed = true
+	r.buf = nil
+	return nil
+}
