@@ -184,25 +184,39 @@ redis.call('SADD', KEYS[2], id)
 return id
 `)
 
-// chunkScript appends a chunk while the snapshot is still pending (a newer
-// open of the node drops pending snapshots): KEYS pending, chunks; ARGV id,
-// data.
+// chunkScript appends chunk number seq while the snapshot is still pending
+// (a newer open of the node drops pending snapshots): KEYS pending, chunks;
+// ARGV id, seq, data. Run again after a lost reply (go-redis retries), it
+// finds the chunk there and adds nothing.
 var chunkScript = goredis.NewScript(`
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
 	return redis.error_reply('FENCED snapshot removed by a newer open')
 end
-return redis.call('RPUSH', KEYS[2], ARGV[2])
+local n = redis.call('LLEN', KEYS[2])
+local seq = tonumber(ARGV[2])
+if n == seq + 1 then
+	return n
+end
+if n ~= seq then
+	return redis.error_reply('CHUNKS snapshot has ' .. n .. ' chunks, writing chunk ' .. seq)
+end
+return redis.call('RPUSH', KEYS[2], ARGV[3])
 `)
 
 // commitScript makes a pending snapshot the latest: KEYS meta, log,
 // pending, old chunk list; ARGV owner, id, index, term (8 bytes), term
 // (decimal), membership, chunks, old snapshot id (0: none), old snapshot
-// TTL in ms. The log is kept if it holds the entry at index with that term
+// TTL in ms. It answers RACE and the latest ID when the old ID is not the
+// latest (an earlier Commit's reply was lost). The log is kept if it holds the entry at index with that term
 // (Raft paper §7), else discarded. The old snapshot's chunks expire after
 // the TTL, so that readers still on it can finish.
 var commitScript = goredis.NewScript(luaFence + luaBounds + `
-if (redis.call('HGET', KEYS[1], 'snap') or '0') ~= ARGV[8] then
-	return redis.error_reply('RACE latest snapshot changed underneath')
+local cur = redis.call('HGET', KEYS[1], 'snap') or '0'
+if cur == ARGV[2] then
+	return 'DONE' -- run again after a lost reply: already committed
+end
+if cur ~= ARGV[8] then
+	return redis.error_reply('RACE ' .. cur)
 end
 if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 0 then
 	return redis.error_reply('FENCED snapshot removed by a newer open')

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/raftkit/raftkit/raft"
@@ -83,7 +84,7 @@ func (w *snapshotWriter) flush(ctx context.Context) error {
 		return nil
 	}
 	s := w.s
-	if err := chunkScript.Run(ctx, s.c, []string{s.pending, w.key}, w.id, w.buf).Err(); err != nil {
+	if err := chunkScript.Run(ctx, s.c, []string{s.pending, w.key}, w.id, w.chunks, w.buf).Err(); err != nil {
 		w.err = s.scriptErr("snapshot write", err)
 		return w.err
 	}
@@ -111,10 +112,19 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 	var term [8]byte
 	binary.BigEndian.PutUint64(term[:], w.meta.Term)
 	old := strconv.FormatInt(s.snapID, 10)
-	keys := []string{s.meta, s.logKey, s.pending, s.chunkKey(old)}
-	err := commitScript.Run(ctx, s.c, keys, s.owner, w.id, w.meta.Index, term[:], w.meta.Term,
-		raft.EncodeMembership(w.meta.Membership), w.chunks, old, s.oldTTL.Milliseconds()).Err()
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		keys := []string{s.meta, s.logKey, s.pending, s.chunkKey(old)}
+		err := commitScript.Run(ctx, s.c, keys, s.owner, w.id, w.meta.Index, term[:], w.meta.Term,
+			raft.EncodeMembership(w.meta.Membership), w.chunks, old, s.oldTTL.Milliseconds()).Err()
+		if err == nil {
+			break
+		}
+		// An earlier Commit succeeded but its reply was lost: learn the
+		// latest snapshot's ID and try again.
+		if latest, ok := strings.CutPrefix(err.Error(), "RACE "); ok && attempt == 0 {
+			old = latest
+			continue
+		}
 		return s.scriptErr("snapshot commit", err)
 	}
 	w.done = true
