@@ -14,11 +14,15 @@
 package main
 
 import (
+	"net"
+	"os/exec"
+
 	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
 	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
 	"io"
 	"os"
 	"path/filepath"
@@ -32,6 +36,7 @@ import (
 	"github.com/raftkit/raftkit/adapters/storage/disk"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/adapters/storage/postgres"
+	redisstore "github.com/raftkit/raftkit/adapters/storage/redis"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
@@ -45,20 +50,21 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	snapEvery := flag.Int("snapshot-entries", 0, "snapshot every N entries (0: the library default, -1: never)")
 	reportEvery := flag.Duration("report-every", 0, "print throughput and resident memory to stderr at this interval")
-	storage := flag.String("storage", "memory", "storage: memory, disk or postgres")
+	storage := flag.String("storage", "memory", "storage: memory, disk, postgres or redis")
 	pgDSN := flag.String("pg-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "with -storage postgres, the server (the run uses a schema of its own and drops it at the end)")
+	redisAddr := flag.String("redis-addr", "", "with -storage redis, a server with appendonly yes, appendfsync always and noeviction (default: start a private redis-server so configured in a temporary directory)")
 	network := flag.String("network", "memory", "network: memory (in process) or tcp (loopback)")
 	data := flag.String("data", "", "with -storage disk, the directory for the nodes' data (default: a temporary directory, removed at the end)")
 	flag.Parse()
-	if *storage != "memory" && *storage != "disk" && *storage != "postgres" {
-		fmt.Fprintf(os.Stderr, "cluster: unknown -storage %q (want memory, disk or postgres)\n", *storage)
+	if *storage != "memory" && *storage != "disk" && *storage != "postgres" && *storage != "redis" {
+		fmt.Fprintf(os.Stderr, "cluster: unknown -storage %q (want memory, disk, postgres or redis)\n", *storage)
 		os.Exit(2)
 	}
 	if *network != "memory" && *network != "tcp" {
 		fmt.Fprintf(os.Stderr, "cluster: unknown -network %q (want memory or tcp)\n", *network)
 		os.Exit(2)
 	}
-	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data, *network, *pgDSN); err != nil {
+	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data, *network, *pgDSN, *redisAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
@@ -103,6 +109,11 @@ type stores struct {
 	disk []*disk.Storage
 	dsn  string
 	pg   []*postgres.Storage
+	// redisAddr is the -redis-addr server, or the private one started.
+	redisAddr string
+	redisSrv  *exec.Cmd
+	redisDir  string
+	rs        []*redisstore.Storage
 }
 
 // pgSchema is the run's own schema on the -pg-dsn server.
@@ -122,6 +133,18 @@ func (s *stores) open(id int) (raft.Storage, error) {
 		}
 		s.pg = append(s.pg, p)
 		return p, nil
+	case "redis":
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r, err := redisstore.Open(ctx, redisstore.Options{
+			Redis:  &goredis.UniversalOptions{Addrs: []string{s.redisAddr}, PoolSize: 64},
+			Prefix: fmt.Sprintf("raftkit-bench-%d", os.Getpid()), Group: 1, Node: raft.NodeID(id),
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.rs = append(s.rs, r)
+		return r, nil
 	}
 	d, err := disk.Open(filepath.Join(s.dir, fmt.Sprint("node", id)), disk.Options{})
 	if err != nil {
@@ -140,6 +163,14 @@ func (s *stores) close() {
 	}
 	for _, p := range s.pg {
 		_ = p.Close()
+	}
+	for _, r := range s.rs {
+		_ = r.Close()
+	}
+	if s.redisSrv != nil {
+		_ = s.redisSrv.Process.Kill()
+		_ = s.redisSrv.Wait()
+		_ = os.RemoveAll(s.redisDir)
 	}
 	if s.kind == "postgres" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -160,9 +191,9 @@ func (s *stores) counters() (syncs, entries uint64) {
 	return syncs, entries
 }
 
-func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration, storage, dataDir, netKind, pgDSN string) error {
+func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration, storage, dataDir, netKind, pgDSN, redisAddr string) error {
 	ctx := context.Background()
-	st := &stores{kind: storage, dir: dataDir, dsn: pgDSN}
+	st := &stores{kind: storage, dir: dataDir, dsn: pgDSN, redisAddr: redisAddr}
 	if storage == "disk" && dataDir == "" {
 		tmp, err := os.MkdirTemp("", "raftkit-bench-")
 		if err != nil {
@@ -172,6 +203,11 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 		st.dir = tmp
 	}
 	defer st.close() // after the nodes stop, before the directory goes
+	if storage == "redis" && redisAddr == "" {
+		if err := st.startRedis(); err != nil {
+			return err
+		}
+	}
 	network := rafttest.NewNetwork()
 	defer network.Close()
 	var members []raft.Member
@@ -328,4 +364,37 @@ func waitLeader(nodes []*raft.Node, timeout time.Duration) *raft.Node {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
+}
+
+// startRedis starts a private redis-server configured as the Redis store
+// requires (append-only file fsynced on every write, no eviction), in a
+// temporary directory that close removes.
+func (s *stores) startRedis() error {
+	dir, err := os.MkdirTemp("", "raftkit-bench-redis-")
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+		"--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting redis-server (install it, or pass -redis-addr): %w", err)
+	}
+	s.redisSrv, s.redisDir, s.redisAddr = cmd, dir, fmt.Sprintf("127.0.0.1:%d", port)
+	c := goredis.NewClient(&goredis.Options{Addr: s.redisAddr})
+	defer c.Close()
+	for i := 0; ; i++ {
+		if c.Ping(context.Background()).Err() == nil {
+			return nil
+		}
+		if i == 200 {
+			return fmt.Errorf("redis-server on %s did not answer", s.redisAddr)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 }
