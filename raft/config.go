@@ -171,3 +171,43 @@ func (c *Config) ticks() (election, lease int) {
 	}
 	return election, lease
 }
+
+// Size of an encoded message relative to what byte limits count: the wire
+// codec spends at most 26 bytes of framing on an entry that Entry.Size counts
+// as 24, and at most a few KiB on a message's header and a snapshot's
+// membership.
+const (
+	wireEntryRatioNum, wireEntryRatioDen = 26, 24
+	wireMessageHeadroom                  = 4 << 10
+	wireSnapshotHeadroom                 = 64 << 10
+)
+
+// fitNetwork sizes appends and snapshot chunks to a network's message limit
+// (BoundedNetwork). set is the Config as the user gave it, to tell values
+// set explicitly from defaults.
+func (c *Config) fitNetwork(set Config, limit int) error {
+	budget := (limit - wireMessageHeadroom) * wireEntryRatioDen / wireEntryRatioNum // in Entry.Size bytes
+	overhead := (&Entry{}).Size()
+	if budget <= overhead {
+		return fmt.Errorf("%w: the network carries messages of at most %d bytes, too small for an append", ErrBadConfig, limit)
+	}
+	if c.MaxAppendBytes > budget {
+		if set.MaxAppendBytes > 0 {
+			return fmt.Errorf("%w: MaxAppendBytes %d does not fit the network's %d-byte messages (at most %d)", ErrBadConfig, c.MaxAppendBytes, limit, budget)
+		}
+		c.MaxAppendBytes = budget
+	}
+	if c.MaxEntryBytes+overhead > budget {
+		if set.MaxEntryBytes > 0 {
+			return fmt.Errorf("%w: MaxEntryBytes %d does not fit the network's %d-byte messages (at most %d)", ErrBadConfig, c.MaxEntryBytes, limit, budget-overhead)
+		}
+		c.MaxEntryBytes = budget - overhead
+	}
+	if chunk := limit - wireSnapshotHeadroom; c.SnapshotChunkBytes > chunk {
+		if set.SnapshotChunkBytes > 0 || chunk <= 0 {
+			return fmt.Errorf("%w: SnapshotChunkBytes %d does not fit the network's %d-byte messages (at most %d)", ErrBadConfig, c.SnapshotChunkBytes, limit, max(chunk, 0))
+		}
+		c.SnapshotChunkBytes = chunk
+	}
+	return nil
+}

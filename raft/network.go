@@ -75,3 +75,16 @@ type MeasuredNetwork interface {
 	// Stats returns the counters; safe to call concurrently with traffic.
 	Stats() NetworkStats
 }
+
+// BoundedNetwork is a Network that cannot carry a message above a size,
+// such as a broker's payload limit (NATS's max_payload). NewNode sizes the
+// node's messages to fit: MaxEntryBytes, MaxAppendBytes and
+// SnapshotChunkBytes left at their defaults are lowered so that an append
+// and a snapshot chunk fit, and values set explicitly that would not fit
+// make NewNode fail with ErrBadConfig. A message that still does not fit is
+// the network's to refuse: it drops it, logs it and counts it in Dropped.
+type BoundedNetwork interface {
+	Network
+	// MaxMessageBytes is the largest encoded Message the network carries.
+	MaxMessageBytes() int
+}

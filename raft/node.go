@@ -103,6 +103,11 @@ func newNode(ctx context.Context, cfg Config, manual bool) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if bn, ok := c.Network.(BoundedNetwork); ok {
+		if err := c.fitNetwork(cfg, bn.MaxMessageBytes()); err != nil {
+			return nil, err
+		}
+	}
 	n := &Node{
 		cfg:      c,
 		log:      c.Logger.With("node", uint64(c.ID), "group", uint64(c.Group)),

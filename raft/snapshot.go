@@ -170,6 +170,7 @@ func (p *persister) commitOwn(o *ownSnapshot) {
 	ctx := context.Background()
 	d := &snapshotDone{meta: o.meta, waiter: o.waiter}
 	if err := o.w.Commit(ctx); err != nil {
+		_ = o.w.Abort() // release what was written; a no-op if it did commit
 		d.err = fmt.Errorf("raft: committing snapshot %d: %w", o.meta.Index, err)
 		p.n.post(loopEvent{snapshotDone: d})
 		return
@@ -244,6 +245,7 @@ func (p *persister) writeChunk(m *Message) {
 	p.recv = nil
 	n.applier.installing.Add(1)
 	if err := r.w.Commit(ctx); err != nil {
+		_ = r.w.Abort() // release what was written; a no-op if it did commit
 		n.applier.installing.Add(-1)
 		n.log.Error("committing received snapshot", "index", c.Meta.Index, "err", err)
 		ack(0, true)

@@ -118,6 +118,9 @@ type SnapshotWriter interface {
 	// hard state is untouched.
 	Commit(ctx context.Context) error
 
-	// Abort discards everything written. It is safe after Commit (a no-op).
+	// Abort discards everything written. It is safe after Commit (a no-op),
+	// and after a Commit that failed: the runtime calls it then to release
+	// the bytes. It never removes a snapshot that did become the latest (a
+	// Commit whose success was lost with its connection).
 	Abort() error
 }

@@ -177,7 +177,11 @@ func (w *snapshotWriter) Abort() error {
 		return nil // Open of the next store deletes uncommitted snapshots
 	}
 	b := &pgx.Batch{}
-	b.Queue(`DELETE FROM `+s.q+`.snapshot_chunks WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3`, s.group, s.node, w.id)
+	// Only an uncommitted snapshot: a Commit whose reply was lost may have
+	// made this one the latest.
+	b.Queue(`DELETE FROM `+s.q+`.snapshot_chunks WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3
+		AND EXISTS (SELECT 1 FROM `+s.q+`.snapshots WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3 AND NOT committed)`,
+		s.group, s.node, w.id)
 	b.Queue(`DELETE FROM `+s.q+`.snapshots WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3 AND NOT committed`, s.group, s.node, w.id)
 	if err := s.pool.SendBatch(context.Background(), b).Close(); err != nil {
 		return s.dbErr("snapshot abort", err)

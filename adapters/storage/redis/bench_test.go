@@ -18,8 +18,8 @@ const benchEntryBytes = 128
 // with a hard state, as a follower appends (entries/s is the figure), on
 // the tests' server (append-only file fsynced on every write).
 // BenchmarkRawPush, in the same run, writes the same bytes (the 17-byte
-// header and the data of each entry) with one pipelined RPUSH per batch: the
-// server's limit for them.
+// header and the data of each entry) with one RPUSH per batch (one round
+// trip, as a pipeline of one command): the server's limit for them.
 func BenchmarkAppend(b *testing.B) {
 	for _, n := range benchBatches {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {

@@ -19,6 +19,8 @@ var durabilitySettings = []setting{
 		"without the append-only file Redis keeps only periodic RDB snapshots (or nothing), so a restart loses every write since the last one"},
 	{"appendfsync", "always",
 		"the append-only file is fsynced only about once a second (everysec) or when the OS decides (no), so a crash of the machine loses up to that much acknowledged writing"},
+	{"no-appendfsync-on-rewrite", "no",
+		"Redis skips the fsync of every write while it rewrites the append-only file or saves an RDB snapshot, so appendfsync always then protects nothing"},
 	{"maxmemory-policy", "noeviction",
 		"once maxmemory is reached Redis may evict keys, and an evicted log or hard state is a node that forgot what it acknowledged"},
 }

@@ -57,8 +57,9 @@ var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 
 // Options configure a Storage. Exactly one of Client and Redis is set.
 type Options struct {
-	// Client is an existing client (a *goredis.Client, ClusterClient or
-	// Ring's single-shard equivalent). The Storage does not close it.
+	// Client is an existing client: a *goredis.Client (a server, or
+	// Sentinel's failover client) or a *goredis.ClusterClient; not a Ring.
+	// The Storage does not close it.
 	Client goredis.UniversalClient
 
 	// Redis configures a client the Storage creates and closes: every
@@ -160,6 +161,11 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	case (opts.Client == nil) == (opts.Redis == nil):
 		return nil, fmt.Errorf("%w: set exactly one of Options.Client and Options.Redis", ErrInvalidArgument)
 	case opts.Client != nil:
+		if _, ring := opts.Client.(*goredis.Ring); ring {
+			// A Ring moves a shard's keys elsewhere while it is down: a
+			// node would find an empty log there.
+			return nil, fmt.Errorf("%w: a goredis.Ring cannot keep a node's keys in one place; use a Client or a ClusterClient", ErrInvalidArgument)
+		}
 		s.c = opts.Client
 	default:
 		s.c, s.ownsConn = goredis.NewUniversalClient(opts.Redis), true

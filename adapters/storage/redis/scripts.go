@@ -245,10 +245,13 @@ end
 return 'DISCARDED'
 `)
 
-// abortScript drops a pending snapshot: KEYS pending, chunks; ARGV id.
+// abortScript drops a pending snapshot: KEYS pending, chunks; ARGV id. A
+// snapshot no longer pending (committed by a Commit whose reply was lost)
+// is left alone.
 var abortScript = goredis.NewScript(`
-redis.call('SREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
+if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then
+	redis.call('DEL', KEYS[2])
+end
 return 'OK'
 `)
 

@@ -209,6 +209,11 @@ func (r *snapshotReader) Read(p []byte) (int, error) {
 		}
 		b, err := r.s.c.LIndex(context.Background(), r.key, r.seq).Bytes()
 		if isNil(err) {
+			// Gone with its TTL if a newer snapshot replaced it; missing
+			// from the latest snapshot, it is corruption.
+			if cur, _ := r.s.c.HGet(context.Background(), r.s.meta, "snap").Result(); cur == r.id {
+				return 0, corruptf("snapshot %s of %s lacks chunk %d of %d", r.id, r.s.tag, r.seq, r.chunks)
+			}
 			return 0, fmt.Errorf("redis: snapshot %s chunk %d: %w", r.id, r.seq, ErrSnapshotGone)
 		}
 		if err != nil {
