@@ -44,9 +44,11 @@ func (l *Load) run(w int) {
 			return
 		default:
 		}
-		id := l.c.Leader()
-		n := l.c.Node(id)
-		if id == 0 || n == nil {
+		var n *raft.Node
+		if id := l.c.Leader(); id != 0 {
+			n = l.c.Node(id)
+		}
+		if n == nil {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}

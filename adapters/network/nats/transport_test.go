@@ -1,0 +1,126 @@
+package nats_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	rknats "github.com/raftkit/raftkit/adapters/network/nats"
+	"github.com/raftkit/raftkit/raft"
+)
+
+// inbox is a raft.Handler that keeps what it receives.
+type inbox struct {
+	mu   sync.Mutex
+	msgs []raft.Message
+}
+
+func (in *inbox) Step(_ context.Context, msgs []raft.Message) error {
+	in.mu.Lock()
+	in.msgs = append(in.msgs, msgs...)
+	in.mu.Unlock()
+	return nil
+}
+
+func (in *inbox) has(index uint64) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, m := range in.msgs {
+		if m.Index == index {
+			return true
+		}
+	}
+	return false
+}
+
+func startTransport(t *testing.T, url string, id raft.NodeID, h raft.Handler) *rknats.Transport {
+	t.Helper()
+	tr, err := rknats.New(rknats.Config{ClusterID: 5, ID: id, URL: url, Prefix: testPrefix,
+		Options: []natsgo.Option{natsgo.ReconnectWait(20 * time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	if err := tr.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+func heartbeat(from, to raft.NodeID, index uint64) raft.Message {
+	return raft.Message{Type: raft.MsgApp, From: from, To: to, Term: 1, Index: index}
+}
+
+// TestOversizedMessageIsDroppedAndCounted: a Raft message that cannot fit
+// one NATS message is dropped, counted and logged, never silently lost,
+// and the rest of the batch goes through.
+func TestOversizedMessageIsDroppedAndCounted(t *testing.T) {
+	url := embedded(t, 0).ClientURL()
+	in := &inbox{}
+	a := startTransport(t, url, 1, &inbox{})
+	startTransport(t, url, 2, in)
+	huge := heartbeat(1, 2, 7)
+	huge.Entries = []raft.Entry{{Index: 8, Term: 1, Data: make([]byte, a.MaxMessageBytes()+1)}}
+	before := a.Stats().Dropped
+	a.Send([]raft.Message{heartbeat(1, 2, 1), huge, heartbeat(1, 2, 2)})
+	if !waitFor(5*time.Second, func() bool { return in.has(1) && in.has(2) }) {
+		t.Fatal("the messages around the oversized one did not arrive")
+	}
+	if in.has(7) {
+		t.Fatal("the oversized message arrived")
+	}
+	if got := a.Stats().Dropped - before; got != 1 {
+		t.Fatalf("Dropped grew by %d, want 1", got)
+	}
+}
+
+// TestNoStaleMessagesAfterReconnect: what is sent while the server is down
+// is dropped and counted, not buffered and delivered late.
+func TestNoStaleMessagesAfterReconnect(t *testing.T) {
+	srv := embedded(t, 0)
+	url := srv.ClientURL()
+	in := &inbox{}
+	a := startTransport(t, url, 1, &inbox{})
+	startTransport(t, url, 2, in)
+	a.Send([]raft.Message{heartbeat(1, 2, 1)})
+	if !waitFor(5*time.Second, func() bool { return in.has(1) }) {
+		t.Fatal("first message did not arrive")
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	before := a.Stats().Dropped
+	for i := uint64(100); i < 110; i++ {
+		a.Send([]raft.Message{heartbeat(1, 2, i)})
+	}
+	if !waitFor(5*time.Second, func() bool { return a.Stats().Dropped-before == 10 }) {
+		t.Fatalf("Dropped grew by %d while the server was down, want 10", a.Stats().Dropped-before)
+	}
+	restartOn(t, url)
+	// Keep sending a marker until it arrives: both clients reconnected.
+	if !waitFor(10*time.Second, func() bool { a.Send([]raft.Message{heartbeat(1, 2, 500)}); return in.has(500) }) {
+		t.Fatal("no message arrived after the server came back")
+	}
+	time.Sleep(200 * time.Millisecond)
+	for i := uint64(100); i < 110; i++ {
+		if in.has(i) {
+			t.Fatalf("message %d sent while the server was down arrived after the reconnect", i)
+		}
+	}
+	if a.Stats().Reconnects == 0 {
+		t.Fatal("no reconnect counted")
+	}
+}
