@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	rknats "github.com/raftkit/raftkit/adapters/network/nats"
 	"github.com/raftkit/raftkit/adapters/network/tcp"
 	"github.com/raftkit/raftkit/adapters/storage/disk"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
@@ -53,18 +54,19 @@ func main() {
 	storage := flag.String("storage", "memory", "storage: memory, disk, postgres or redis")
 	pgDSN := flag.String("pg-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "with -storage postgres, the server (the run uses a schema of its own and drops it at the end)")
 	redisAddr := flag.String("redis-addr", "", "with -storage redis, a server with appendonly yes, appendfsync always and noeviction (default: start a private redis-server so configured in a temporary directory)")
-	network := flag.String("network", "memory", "network: memory (in process) or tcp (loopback)")
+	network := flag.String("network", "memory", "network: memory (in process), tcp (loopback) or nats")
+	natsURL := flag.String("nats-url", "", "with -network nats, the server (default: one started in the process on loopback)")
 	data := flag.String("data", "", "with -storage disk, the directory for the nodes' data (default: a temporary directory, removed at the end)")
 	flag.Parse()
 	if *storage != "memory" && *storage != "disk" && *storage != "postgres" && *storage != "redis" {
 		fmt.Fprintf(os.Stderr, "cluster: unknown -storage %q (want memory, disk, postgres or redis)\n", *storage)
 		os.Exit(2)
 	}
-	if *network != "memory" && *network != "tcp" {
-		fmt.Fprintf(os.Stderr, "cluster: unknown -network %q (want memory or tcp)\n", *network)
+	if *network != "memory" && *network != "tcp" && *network != "nats" {
+		fmt.Fprintf(os.Stderr, "cluster: unknown -network %q (want memory, tcp or nats)\n", *network)
 		os.Exit(2)
 	}
-	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data, *network, *pgDSN, *redisAddr); err != nil {
+	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data, *network, *pgDSN, *redisAddr, *natsURL); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
@@ -191,7 +193,7 @@ func (s *stores) counters() (syncs, entries uint64) {
 	return syncs, entries
 }
 
-func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration, storage, dataDir, netKind, pgDSN, redisAddr string) error {
+func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string, snapEvery int, reportEvery time.Duration, storage, dataDir, netKind, pgDSN, redisAddr, natsURL string) error {
 	ctx := context.Background()
 	st := &stores{kind: storage, dir: dataDir, dsn: pgDSN, redisAddr: redisAddr}
 	if storage == "disk" && dataDir == "" {
@@ -212,10 +214,27 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	defer network.Close()
 	var members []raft.Member
 	nets := map[raft.NodeID]raft.Network{}
+	var natsNets []*rknats.Transport
 	for i := 1; i <= n; i++ {
 		id := raft.NodeID(i)
 		addr := fmt.Sprint("n", i)
-		if netKind == "tcp" {
+		if netKind == "nats" {
+			if natsURL == "" {
+				url, shutdown, err := startNATS()
+				if err != nil {
+					return err
+				}
+				defer shutdown()
+				natsURL = url
+			}
+			tr, err := rknats.New(rknats.Config{ClusterID: 1, ID: id, URL: natsURL, Prefix: fmt.Sprintf("raftkit-bench-%d", os.Getpid())})
+			if err != nil {
+				return err
+			}
+			defer tr.Close()
+			nets[id], addr = tr, tr.Address()
+			natsNets = append(natsNets, tr)
+		} else if netKind == "tcp" {
 			tr, err := tcp.New(tcp.Config{ClusterID: 1, ID: id, Listen: "127.0.0.1:0"})
 			if err != nil {
 				return err
@@ -290,6 +309,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 		defer pprof.StopCPUProfile()
 	}
 	syncs0, entries0 := st.counters()
+	natsSent0, natsBytes0 := natsTotals(natsNets)
 	measuring.Store(true)
 	start := time.Now()
 	if reportEvery > 0 {
@@ -313,6 +333,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	syncs1, entries1 := st.counters()
+	natsSent1, natsBytes1 := natsTotals(natsNets)
 	stop.Store(true)
 	wg.Wait()
 	if err, ok := failure.Load().(error); ok {
@@ -334,6 +355,19 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 			float64(syncs)/elapsed.Seconds(), float64(entries)/float64(max(syncs, 1)))
 	}
 	fmt.Println(line)
+	if netKind == "nats" {
+		// Raft messages per second against the server's raw rate for
+		// messages of the same average size, measured now.
+		sent, bytes := natsSent1-natsSent0, natsBytes1-natsBytes0
+		avg := int(bytes / max(sent, 1))
+		raw, err := natsRaw(natsURL, avg, clients, 3*time.Second)
+		if err != nil {
+			return fmt.Errorf("raw NATS baseline: %w", err)
+		}
+		opsPerSec := float64(total) / elapsed.Seconds()
+		fmt.Printf("nats raft_msgs_per_s=%.0f avg_msg_bytes=%d raw_pub_msgs_per_s=%.0f raw_req_per_s=%.0f raw_rtt_p50_us=%d raw_rtt_p99_us=%d ops_vs_raw_req=%.2f\n",
+			float64(sent)/elapsed.Seconds(), avg, raw.pubPerSec, raw.reqPerSec, raw.rttP50.Microseconds(), raw.rttP99.Microseconds(), opsPerSec/raw.reqPerSec)
+	}
 	return nil
 }
 
