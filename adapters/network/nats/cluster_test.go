@@ -56,7 +56,7 @@ func TestClusterSurvivesLeaderCrashAndServerRestart(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	time.Sleep(300 * time.Millisecond) // writes fail meanwhile
-	srv = restartOn(t, url)
+	restartOn(t, url)
 	load.WaitAcked(t, before+200, 30*time.Second)
 	t.Logf("server restarted: %d writes acknowledged before, %d after", before, load.Acked())
 	load.Stop()

@@ -356,3 +356,8 @@ func (t *Transport) Close() error {
 }
 
 var _ raft.MeasuredNetwork = (*Transport)(nil)
+
+// MaxMessageBytes is the largest encoded message the transport sends
+// (Config.MaxMessageBytes): raft.NewNode checks the node's append and
+// snapshot sizes against it (raft.BoundedNetwork).
+func (t *Transport) MaxMessageBytes() int { return t.cfg.MaxMessageBytes }
