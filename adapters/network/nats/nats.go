@@ -126,7 +126,7 @@ type published struct {
 }
 
 type counters struct {
-	sent, bytesSent, received, bytesReceived, dropped, rejected, reconnects atomic.Uint64
+	sent, bytesSent, received, bytesReceived, dropped, rejected atomic.Uint64
 }
 
 // New connects (unless cfg.Conn is set) and returns the transport.
@@ -150,6 +150,9 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = 64 << 20
 	}
+	if cfg.MaxMessageBytes < 0 {
+		cfg.MaxMessageBytes = 0
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -163,11 +166,15 @@ func New(cfg Config) (*Transport, error) {
 			natsgo.ReconnectBufSize(-1),
 			natsgo.MaxReconnects(-1),
 			natsgo.Name(fmt.Sprintf("raftkit node %d of cluster %d", cfg.ID, cfg.ClusterID)),
-			natsgo.ReconnectHandler(func(*natsgo.Conn) { t.stats.reconnects.Add(1) }),
 			natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
 				if err != nil {
 					t.log.Warn("nats: disconnected", "err", err)
 				}
+			}),
+			natsgo.ErrorHandler(func(_ *natsgo.Conn, sub *natsgo.Subscription, err error) {
+				// A slow consumer: the node's inbox and the client's
+				// pending buffer are full, and NATS drops inbound messages.
+				t.log.Warn("nats: asynchronous error", "subject", subjectOf(sub), "err", err)
 			}),
 		}, cfg.Options...)
 		nc, err := natsgo.Connect(cfg.URL, opts...)
@@ -176,10 +183,15 @@ func New(cfg Config) (*Transport, error) {
 		}
 		t.nc, t.ownsNc = nc, true
 	}
-	limit := int(t.nc.MaxPayload()) - headroom
-	if cfg.MaxMessageBytes == 0 || cfg.MaxMessageBytes > limit {
-		cfg.MaxMessageBytes = limit
+	payload := int(t.nc.MaxPayload())
+	switch {
+	case payload <= 0 && cfg.MaxMessageBytes == 0:
+		t.closeConn()
+		return nil, fmt.Errorf("%w: the connection is not up, so the server's max_payload is unknown; connect first or set MaxMessageBytes", ErrConfig)
+	case payload > 0 && (cfg.MaxMessageBytes == 0 || cfg.MaxMessageBytes > payload-headroom):
+		cfg.MaxMessageBytes = payload - headroom
 	}
+	cfg.QueueBytes = max(cfg.QueueBytes, cfg.MaxMessageBytes)
 	if cfg.MaxMessageBytes < minMessageBytes {
 		t.closeConn()
 		return nil, fmt.Errorf("%w: MaxMessageBytes %d (server max_payload %d) is below %d, which a snapshot chunk needs; raise max_payload",
@@ -187,7 +199,7 @@ func New(cfg Config) (*Transport, error) {
 	}
 	t.cfg = cfg
 	t.limits = wire.DefaultLimits
-	t.inbox = natsgo.NewInbox()
+	t.inbox = t.nc.NewInbox() // honours the connection's inbox prefix
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t, nil
 }
@@ -214,8 +226,8 @@ func (t *Transport) Start(h raft.Handler) error {
 	if err != nil {
 		return fmt.Errorf("nats: subscribing to %s: %w", t.subject, err)
 	}
-	// Let the server buffer generously for us rather than drop: Step blocks
-	// while the node's inbox is full.
+	// Let the client buffer generously rather than drop: Step blocks while
+	// the node's inbox is full.
 	_ = sub.SetPendingLimits(1<<20, 256<<20)
 	nr, err := t.nc.Subscribe(t.inbox+".*", t.noResponders)
 	if err != nil {
@@ -398,10 +410,7 @@ func (t *Transport) publish(to raft.NodeID, msgs []raft.Message, buf []byte) []b
 // Stats returns the transport's counters.
 func (t *Transport) Stats() raft.NetworkStats {
 	s := &t.stats
-	reconnects := s.reconnects.Load()
-	if !t.ownsNc {
-		reconnects = t.nc.Stats().Reconnects // the user's connection
-	}
+	reconnects := t.nc.Stats().Reconnects
 	return raft.NetworkStats{
 		Sent: s.sent.Load(), BytesSent: s.bytesSent.Load(),
 		Received: s.received.Load(), BytesReceived: s.bytesReceived.Load(),
@@ -436,4 +445,11 @@ func (t *Transport) closeConn() {
 	if t.ownsNc {
 		t.nc.Close()
 	}
+}
+
+func subjectOf(sub *natsgo.Subscription) string {
+	if sub == nil {
+		return ""
+	}
+	return sub.Subject
 }
