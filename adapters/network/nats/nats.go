@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 
@@ -434,6 +435,11 @@ func (t *Transport) Close() error {
 		t.mu.Unlock()
 		for _, s := range subs {
 			_ = s.Unsubscribe()
+		}
+		if len(subs) > 0 {
+			// A round trip: once Close returns the server routes nothing
+			// to this node, and senders hear "no responders".
+			_ = t.nc.FlushTimeout(time.Second)
 		}
 		t.wg.Wait()
 		t.closeConn()
