@@ -219,3 +219,18 @@ func (s Spec) Command() string {
 	}
 	return cmd
 }
+
+// Validate reports whether s can be generated: a known kind and shape, and
+// names that are Go identifiers.
+func (s Spec) Validate() error {
+	_, err := s.withDefaults()
+	return err
+}
+
+// PackageName is the scaffold's package name, defaults applied.
+func (s Spec) PackageName() string {
+	if s.Package != "" {
+		return s.Package
+	}
+	return strings.ToLower(s.Name)
+}

@@ -32,8 +32,12 @@ const usage = `raftgen scaffolds custom raftkit adapters.
 Usage:
   raftgen storage <Name> [flags]   a raft.Storage (and its SnapshotWriter)
   raftgen network <Name> [flags]   a raft.Network (and MeasuredNetwork)
+  raftgen init [flags]             write raftgen.yaml, listing scaffolds to generate
+  raftgen generate [flags]         write every scaffold raftgen.yaml lists (for //go:generate)
+  raftgen diff [flags]             exit status 1 when a generated file raftgen.yaml
+                                   lists is out of date (for CI)
   raftgen diff storage|network <Name> [flags]
-                                   exit status 1 when the generated file is out of date
+                                   the same for one scaffold given on the command line
   raftgen version                  print raftgen's version
 
 Run "raftgen <command> -h" for a command's flags. What a scaffold holds:
@@ -61,12 +65,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "storage", "network":
 		return scaffold(gen.Kind(cmd), args[1:], false, stdout, stderr)
+	case "init":
+		return cmdInit(args[1:], stdout, stderr)
+	case "generate":
+		return cmdGenerate("raftgen generate", args[1:], false, stdout, stderr)
 	case "diff":
-		if len(args) < 2 || (args[1] != "storage" && args[1] != "network") {
-			fmt.Fprintln(stderr, "raftgen diff: want storage or network, then the name: raftgen diff storage DocStore -o ./docstore")
+		if len(args) >= 2 && (args[1] == "storage" || args[1] == "network") {
+			return scaffold(gen.Kind(args[1]), args[2:], true, stdout, stderr)
+		}
+		if len(args) >= 2 && !strings.HasPrefix(args[1], "-") {
+			fmt.Fprintln(stderr, "raftgen diff: want storage or network and a name, or flags for raftgen.yaml: raftgen diff storage DocStore -o ./docstore")
 			return 2
 		}
-		return scaffold(gen.Kind(args[1]), args[2:], true, stdout, stderr)
+		return cmdGenerate("raftgen diff", args[1:], true, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "raftgen: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -137,15 +148,7 @@ func scaffold(kind gen.Kind, args []string, diff bool, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "raftgen:", err)
 		return 1
 	}
-	for _, f := range res.Written {
-		fmt.Fprintln(stdout, "wrote", f)
-	}
-	for _, f := range res.Extended {
-		fmt.Fprintln(stdout, "added missing methods to", f)
-	}
-	for _, f := range res.Kept {
-		fmt.Fprintln(stdout, "kept", f, "(yours; -force overwrites it)")
-	}
+	report(stdout, *out, res)
 	return 0
 }
 

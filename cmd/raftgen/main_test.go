@@ -228,3 +228,38 @@ func TestCommandLineErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestInitGenerateDiff drives the raftgen.yaml workflow in a fresh module.
+func TestInitGenerateDiff(t *testing.T) {
+	mod := tempModule(t)
+	cfg := filepath.Join(mod, "raftgen.yaml")
+	if code, msg := raftgen(t, "init", "-f", cfg, "-kind", "network", "-name", "QueueNet", "-shape", "pubsub"); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, msg)
+	}
+	if code, msg := raftgen(t, "init", "-f", cfg); code != 1 || !strings.Contains(msg, "exists") {
+		t.Fatalf("init over an existing file: exit %d: %s", code, msg)
+	}
+	if code, msg := raftgen(t, "generate", "-f", cfg); code != 0 || !strings.Contains(msg, "wrote queuenet/queue_net_gen.go") {
+		t.Fatalf("generate: exit %d: %s", code, msg)
+	}
+	goCmd(t, mod, "mod", "tidy")
+	goCmd(t, mod, "vet", "./...")
+	if code, msg := raftgen(t, "diff", "-f", cfg); code != 0 {
+		t.Fatalf("diff after generate: exit %d: %s", code, msg)
+	}
+	if code, msg := raftgen(t, "generate", "-f", cfg); code != 0 || !strings.Contains(msg, "kept queuenet/queue_net.go") {
+		t.Fatalf("second generate: exit %d: %s", code, msg)
+	}
+	if err := os.WriteFile(filepath.Join(mod, "queuenet", "queue_net_gen.go"), []byte("package queuenet\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := raftgen(t, "diff", "-f", cfg); code != 1 || !strings.Contains(msg, "out of date") {
+		t.Fatalf("diff of a stale file: exit %d: %s", code, msg)
+	}
+	if err := os.WriteFile(cfg, []byte("scaffolds:\n  - kind: storage\n    name: X\n    dir: ./x\n    colour: blue\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := raftgen(t, "generate", "-f", cfg); code != 1 || !strings.Contains(msg, "colour") {
+		t.Fatalf("generate with an unknown field: exit %d: %s", code, msg)
+	}
+}
