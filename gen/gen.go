@@ -211,9 +211,11 @@ func stub(s Spec, typ string, m Method) (jen.Code, error) {
 }
 
 // Command is the raftgen command line that regenerates s in its package's
-// directory, as its //go:generate directive runs it.
+// directory, as its //go:generate directive runs it: raftgen as a tool of
+// the module (go get -tool github.com/raftkit/raftkit/cmd/raftgen), so that
+// its version is pinned in go.mod.
 func (s Spec) Command() string {
-	cmd := fmt.Sprintf("go run github.com/raftkit/raftkit/cmd/raftgen %s %s -o . -pkg %s -receiver %s", s.Kind, s.Name, s.Package, s.Receiver)
+	cmd := fmt.Sprintf("go tool raftgen %s %s -o . -pkg %s -receiver %s", s.Kind, s.Name, s.Package, s.Receiver)
 	if s.Shape != "" {
 		cmd += " -shape " + s.Shape
 	}

@@ -34,7 +34,9 @@ const configHeader = `# raftgen.yaml: the scaffolds "raftgen generate" writes an
 # checks (exit status 1 when a generated file is out of date). Paths are
 # relative to this file. A //go:generate line can run it:
 #
-#   //go:generate go run github.com/raftkit/raftkit/cmd/raftgen generate
+#   //go:generate go tool raftgen generate
+#
+# (after go get -tool github.com/raftkit/raftkit/cmd/raftgen).
 #
 # kind: storage or network; shape (optional): storage sql, kv or file;
 # network reqrep or pubsub.

@@ -112,8 +112,18 @@ func TestScaffoldsBuildVetAndNameTheirContracts(t *testing.T) {
 			t.Fatalf("diff right after generating: exit %d: %s", code, msg)
 		}
 	}
-	// A stale generated file makes diff exit 1.
+	// The //go:generate directive regenerates with raftgen as a tool of
+	// the module.
 	gen := filepath.Join(mod, "docstore", "doc_store_gen.go")
+	goCmd(t, mod, "get", "-tool", "github.com/raftkit/raftkit/cmd/raftgen")
+	if err := os.Remove(gen); err != nil {
+		t.Fatal(err)
+	}
+	goCmd(t, mod, "generate", "./docstore")
+	if code, msg := raftgen(t, "diff", "storage", "DocStore", "-o", filepath.Join(mod, "docstore")); code != 0 {
+		t.Fatalf("diff after go generate: exit %d: %s", code, msg)
+	}
+	// A stale generated file makes diff exit 1.
 	if err := os.WriteFile(gen, []byte("package docstore\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
