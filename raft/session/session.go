@@ -218,7 +218,10 @@ func (m *Machine) Apply(entries []raft.Entry, results []any) error {
 			results[i] = m.passRes[k]
 		}
 		for _, r := range news {
-			r.result = m.encode(m.passRes[r.pending-1])
+			if r.pending == 0 {
+				continue // listed once per command of the batch; done
+			}
+			r.result = m.encode(m.passRes[r.pending-1]) // its latest command
 			r.pending = 0
 		}
 		for _, d := range dups {

@@ -84,9 +84,17 @@ func TestDuplicateAnsweredFromRecord(t *testing.T) {
 	if c.n != 3 {
 		t.Fatalf("applied %d commands, want 3 (the plain one and two sessions' commands)", c.n)
 	}
+	// Consecutive commands of one client in one batch, each retried.
+	third, fourth := a.Next([]byte("z")), a.Next([]byte("w"))
+	if res := l.apply(t, third, fourth, fourth); res[0] != 4 || res[1] != 5 || res[2] != 5 {
+		t.Fatalf("two commands of a client in one batch: %v", res)
+	}
+	if res := l.apply(t, fourth); res[0] != 5 {
+		t.Fatalf("the latest command's retry in a later batch: %v", res[0])
+	}
 	for name, cmd := range map[string][]byte{
 		"stale serial":        first,
-		"gap in serials":      session.Encode(7, 5, []byte("z")),
+		"gap in serials":      session.Encode(7, 9, []byte("z")),
 		"unknown client at 2": session.Encode(8, 2, []byte("z")),
 	} {
 		res := l.apply(t, cmd)
@@ -99,8 +107,8 @@ func TestDuplicateAnsweredFromRecord(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, res[0], want)
 		}
 	}
-	if c.n != 3 {
-		t.Fatalf("refused commands were applied: %d", c.n)
+	if c.n != 5 {
+		t.Fatalf("refused commands were applied: %d, want 5", c.n)
 	}
 }
 

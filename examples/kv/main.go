@@ -1,0 +1,135 @@
+// Command kv is a replicated key-value service on raftkit, and the
+// reference for wiring a Node to storage, network, HTTP and metrics.
+//
+// With no flags it runs a local 3-node cluster in one process, on the
+// embedded defaults (disk storage under ./kv-data, TCP between the nodes),
+// and serves each node's HTTP API until interrupted:
+//
+//	go run ./examples/kv
+//
+// With -id it runs one node of a cluster whose members -members lists,
+// one process (or machine) per node:
+//
+//	kv -id 1 -members 1=10.0.0.1:7001/10.0.0.1:8001,2=10.0.0.2:7001/10.0.0.2:8001,3=10.0.0.3:7001/10.0.0.3:8001
+//
+// See examples/kv/README.md for the HTTP API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/raftkit/raftkit/raft"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "kv:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("kv", flag.ContinueOnError)
+	id := fs.Uint64("id", 0, "this node's ID, with -members; 0 runs a local 3-node cluster in this process")
+	membersFlag := fs.String("members", "", "the initial cluster: id=raftaddr/httpaddr,... (default with -id 0: three nodes on 127.0.0.1, Raft on 7001-7003, HTTP on 8001-8003)")
+	clusterID := fs.Uint64("cluster-id", 1, "the cluster's ID: the same on every node, different between clusters")
+	storage := fs.String("storage", "disk", "storage: memory, disk, postgres or redis")
+	dataDir := fs.String("data", "kv-data", "with -storage disk, the directory holding each node's data")
+	pgDSN := fs.String("pg-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "with -storage postgres, the database")
+	redisAddr := fs.String("redis-addr", "127.0.0.1:6379", "with -storage redis, the server (it must run with appendonly yes and appendfsync always)")
+	network := fs.String("network", "tcp", "network: tcp or nats")
+	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "with -network nats, the server")
+	level := fs.String("log", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("-log: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	spec := *membersFlag
+	if spec == "" {
+		if *id != 0 {
+			return errors.New("-id needs -members")
+		}
+		spec = "1=127.0.0.1:7001/127.0.0.1:8001,2=127.0.0.1:7002/127.0.0.1:8002,3=127.0.0.1:7003/127.0.0.1:8003"
+	}
+	members, err := parseMembers(spec)
+	if err != nil {
+		return err
+	}
+	base := nodeConfig{clusterID: *clusterID, members: members, storage: *storage, dataDir: *dataDir,
+		pgDSN: *pgDSN, redisAddr: *redisAddr, network: *network, natsURL: *natsURL}
+	var ids []raft.NodeID
+	if *id != 0 {
+		ids = []raft.NodeID{raft.NodeID(*id)}
+	} else {
+		for _, m := range members {
+			ids = append(ids, m.id)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var nodes []*kvNode
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, n := range nodes {
+			n.close(sctx)
+		}
+	}()
+	for _, nid := range ids {
+		c := base
+		c.id = nid
+		c.log = log.With("node", uint64(nid))
+		if c.self().id == 0 {
+			return fmt.Errorf("-id %d is not in -members", nid)
+		}
+		startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		n, err := startNode(startCtx, c)
+		cancel()
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, n)
+		fmt.Printf("node %d: HTTP API on http://%s (Raft on %s, storage %s, network %s)\n", nid, n.ln.Addr(), c.self().raft, c.storage, c.network)
+	}
+	fmt.Println("serving; interrupt (Ctrl-C) to stop")
+	<-ctx.Done()
+	fmt.Println("stopping")
+	return nil
+}
+
+// parseMembers reads id=raftaddr/httpaddr,...
+func parseMembers(s string) ([]member, error) {
+	var out []member
+	seen := map[raft.NodeID]bool{}
+	for _, part := range strings.Split(s, ",") {
+		idStr, addrs, ok := strings.Cut(strings.TrimSpace(part), "=")
+		raftAddr, httpAddr, ok2 := strings.Cut(addrs, "/")
+		id, err := strconv.ParseUint(idStr, 10, 64)
+		if !ok || !ok2 || err != nil || id == 0 || raftAddr == "" || httpAddr == "" {
+			return nil, fmt.Errorf("-members: %q is not id=raftaddr/httpaddr", part)
+		}
+		if seen[raft.NodeID(id)] {
+			return nil, fmt.Errorf("-members: node %d twice", id)
+		}
+		seen[raft.NodeID(id)] = true
+		out = append(out, member{id: raft.NodeID(id), raft: raftAddr, http: httpAddr})
+	}
+	return out, nil
+}
