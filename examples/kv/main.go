@@ -12,6 +12,10 @@
 //
 //	kv -id 1 -members 1=10.0.0.1:7001/10.0.0.1:8001,2=10.0.0.2:7001/10.0.0.2:8001,3=10.0.0.3:7001/10.0.0.3:8001
 //
+// "kv bench" writes to a running cluster and prints throughput and latency:
+//
+//	go run ./examples/kv bench -clients 64 -duration 10s
+//
 // See examples/kv/README.md for the HTTP API.
 package main
 
@@ -39,6 +43,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "bench" {
+		return runBench(args[1:])
+	}
 	fs := flag.NewFlagSet("kv", flag.ContinueOnError)
 	id := fs.Uint64("id", 0, "this node's ID, with -members; 0 runs a local 3-node cluster in this process")
 	membersFlag := fs.String("members", "", "the initial cluster: id=raftaddr/httpaddr,... (default with -id 0: three nodes on 127.0.0.1, Raft on 7001-7003, HTTP on 8001-8003)")
