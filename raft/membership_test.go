@@ -164,8 +164,11 @@ func TestNonVoterCatchesUpBySnapshotBeforePromotion(t *testing.T) {
 	if err := c.Node(l).AddNonVoter(ctxT(t, waitLong), 4, "node-4"); err != nil {
 		t.Fatal(err)
 	}
-	m := c.Node(4).Metrics()
-	if m.Role != raft.RoleNonVoter || m.SnapshotsReceived == 0 {
+	// AddNonVoter returns once the leader counts node 4 within
+	// CatchUpEntries, which the snapshot alone can achieve: node 4 may not
+	// hold the configuration entry naming it yet, so wait for its role.
+	m := metricsOf(t, c, 4, func(m raft.Metrics) bool { return m.Role == raft.RoleNonVoter })
+	if m.SnapshotsReceived == 0 {
 		t.Fatalf("non-voter metrics: role %v snapshots received %d", m.Role, m.SnapshotsReceived)
 	}
 	lm := c.Node(l).Metrics()

@@ -338,19 +338,19 @@ func (n *Node) stepMessages(msgs []Message) {
 //
 // It reports whether a write was made durable on the spot (InlineSaver),
 // which may let the engine commit: the caller then asks for another Ready.
-func (n *Node) handleReady(rd engine.Ready) bool {
+func (n *Node) handleReady(rd engine.Ready) (again bool) {
+	// Publish the view first: the network learns new peers before
+	// messages go to them, and the node's metrics show the role and
+	// membership it acts on before any peer hears from it (a write's
+	// acknowledgement leaves from the loop or the write goroutine).
+	n.updateView()
 	if len(rd.Messages) > 0 {
 		n.net.Send(rd.Messages)
 	}
-	var inline *persistJob
 	if rd.HardState != nil || len(rd.Entries) > 0 || len(rd.AfterPersist) > 0 {
 		j := persistJob{hs: rd.HardState, ents: rd.Entries, msgs: rd.AfterPersist}
-		// A write on the loop happens last, once the view is published: the
-		// node's metrics show what it acknowledges before the peers hear of
-		// it. Snapshot chunks of this Ready would queue ahead of it, so
-		// then it queues too.
-		if n.inlineSave && len(rd.SnapshotChunks) == 0 && n.saveInline(j.ents) {
-			inline = &j
+		if n.inlineSave && n.saveInline(j.ents) && n.persister.writeInline(&j) {
+			again = len(j.ents) > 0
 		} else {
 			n.persister.enqueue(j)
 		}
@@ -379,14 +379,7 @@ func (n *Node) handleReady(rd engine.Ready) bool {
 		n.transfer.finish(ErrTransferFailed)
 		n.transfer = nil
 	}
-	n.updateView()
-	if inline != nil {
-		if n.persister.writeInline(inline) {
-			return len(inline.ents) > 0
-		}
-		n.persister.enqueue(*inline)
-	}
-	return false
+	return again
 }
 
 // saveInline decides whether a write goes to an InlineSaver on the loop.
