@@ -66,10 +66,10 @@ func (k *kvNode) handleWrite(kind string) http.HandlerFunc {
 				fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("value over %d bytes", maxBody))
 				return
 			}
-			o.Value = string(b)
+			o.Value = b
 		}
 		if kind == "cas" {
-			o.Old = r.URL.Query().Get("old")
+			o.Old = []byte(r.URL.Query().Get("old"))
 		}
 		cmd, _ := json.Marshal(o)
 		if c := r.Header.Get("Raft-Client"); c != "" {
@@ -107,6 +107,7 @@ type proposeReply struct {
 	Error     string `json:"error,omitempty"`
 	Status    int    `json:"status,omitempty"`
 	NotLeader bool   `json:"notLeader,omitempty"`
+	Stale     bool   `json:"stale,omitempty"` // a session.ErrStale
 }
 
 // forward hands cmd to the leader's HTTP API.
@@ -131,6 +132,8 @@ func (k *kvNode) forward(ctx context.Context, leader raft.Member, cmd []byte) (a
 	switch {
 	case rep.NotLeader:
 		return nil, fmt.Errorf("%w (node %d)", raft.ErrNotLeader, leader.ID)
+	case rep.Error != "" && rep.Stale:
+		return nil, fmt.Errorf("%w: %s", session.ErrStale, rep.Error)
 	case rep.Error != "" && rep.Status == http.StatusConflict:
 		return nil, fmt.Errorf("%w: %s", session.ErrExpired, rep.Error)
 	case rep.Error != "":
@@ -149,7 +152,7 @@ func (k *kvNode) handlePropose(w http.ResponseWriter, r *http.Request) {
 	res, err := k.node.Propose(r.Context(), cmd)
 	if err == nil {
 		if e, ok := res.(error); ok {
-			writeJSON(w, http.StatusOK, proposeReply{Error: e.Error(), Status: statusOf(e)})
+			writeJSON(w, http.StatusOK, proposeReply{Error: e.Error(), Status: statusOf(e), Stale: errors.Is(e, session.ErrStale)})
 			return
 		}
 		writeJSON(w, http.StatusOK, proposeReply{Value: res})

@@ -56,6 +56,7 @@ func run(args []string) error {
 	redisAddr := fs.String("redis-addr", "127.0.0.1:6379", "with -storage redis, the server (it must run with appendonly yes and appendfsync always)")
 	network := fs.String("network", "tcp", "network: tcp or nats")
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "with -network nats, the server")
+	join := fs.Bool("join", false, "with -id: a new node joining a running cluster (add it with POST /admin/nonvoter on the leader); -members lists the running members and this one")
 	level := fs.String("log", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,7 +81,10 @@ func run(args []string) error {
 		return err
 	}
 	base := nodeConfig{clusterID: *clusterID, members: members, storage: *storage, dataDir: *dataDir,
-		pgDSN: *pgDSN, redisAddr: *redisAddr, network: *network, natsURL: *natsURL}
+		pgDSN: *pgDSN, redisAddr: *redisAddr, network: *network, natsURL: *natsURL, join: *join}
+	if *join && *id == 0 {
+		return errors.New("-join needs -id")
+	}
 	var ids []raft.NodeID
 	if *id != 0 {
 		ids = []raft.NodeID{raft.NodeID(*id)}

@@ -44,7 +44,10 @@ type nodeConfig struct {
 	redisAddr string
 	network   string // tcp, nats
 	natsURL   string
-	log       *slog.Logger
+	// join: a new node to be added to a running cluster (through
+	// /admin/nonvoter on the leader): it must not form a cluster of its own.
+	join bool
+	log  *slog.Logger
 }
 
 func (c *nodeConfig) self() member {
@@ -129,7 +132,10 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 		}
 		members = append(members, raft.Member{ID: m.id, Addr: addr})
 	}
-	if err := k.node.Initialize(ctx, members); err != nil && !errors.Is(err, raft.ErrBadConfig) {
+	if c.join {
+		// Wait to be added: the leader's first append or snapshot brings
+		// the configuration.
+	} else if err := k.node.Initialize(ctx, members); err != nil && !errors.Is(err, raft.ErrBadConfig) {
 		k.close(ctx)
 		return nil, fmt.Errorf("node %d: initialize: %w", c.id, err)
 	}

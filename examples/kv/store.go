@@ -15,8 +15,8 @@ import (
 type op struct {
 	Kind  string `json:"k"` // put, delete, cas
 	Key   string `json:"key"`
-	Value string `json:"v,omitempty"`
-	Old   string `json:"old,omitempty"` // cas: the value expected
+	Value []byte `json:"v,omitempty"`   // any bytes (base64 in the JSON)
+	Old   []byte `json:"old,omitempty"` // cas: the value expected
 }
 
 // store is the replicated map. Apply runs on the node's apply goroutine;
@@ -42,14 +42,14 @@ func (s *store) Apply(ents []raft.Entry, results []any) error {
 		}
 		switch o.Kind {
 		case "put":
-			s.data[o.Key] = o.Value
+			s.data[o.Key] = string(o.Value)
 		case "delete":
 			delete(s.data, o.Key)
 		case "cas":
 			cur, ok := s.data[o.Key]
-			swapped := (ok && cur == o.Old) || (!ok && o.Old == "")
+			swapped := (ok && cur == string(o.Old)) || (!ok && len(o.Old) == 0)
 			if swapped {
-				s.data[o.Key] = o.Value
+				s.data[o.Key] = string(o.Value)
 			}
 			results[i] = swapped
 		default:
