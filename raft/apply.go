@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"sync"
 	"sync/atomic"
 
@@ -219,7 +221,16 @@ func (a *applier) applyEntries(ents []Entry) error {
 	}
 	results := a.results[:len(a.normal)]
 	if len(a.normal) > 0 {
-		if err := a.n.cfg.StateMachine.Apply(a.normal, results); err != nil {
+		var span trace.Span
+		if a.n.trace.on() {
+			_, span = a.n.trace.start(context.Background(), "raft.apply", attribute.Int("raft.entries", len(a.normal)),
+				attribute.Int64("raft.first_index", int64(a.normal[0].Index)), attribute.Int64("raft.last_index", int64(a.normal[len(a.normal)-1].Index)))
+		}
+		err := a.n.cfg.StateMachine.Apply(a.normal, results)
+		if span != nil {
+			end(span, err)
+		}
+		if err != nil {
 			return fmt.Errorf("raft: state machine failed at index %d: %w", a.normal[0].Index, err)
 		}
 	}

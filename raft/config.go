@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"time"
 )
@@ -85,6 +86,11 @@ type Config struct {
 	MetricsInterval time.Duration
 	// Logger receives structured logs. Nil means silent.
 	Logger *slog.Logger
+	// TracerProvider, when set, receives OpenTelemetry spans: raft.Propose,
+	// raft.storage.Save, raft.apply and raft.network.Send (pass
+	// otel.GetTracerProvider() to use the global one). Nil records none,
+	// at no cost.
+	TracerProvider trace.TracerProvider
 	// RandSeed seeds election timeouts. Zero picks a seed from the clock.
 	RandSeed uint64
 }

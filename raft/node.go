@@ -53,6 +53,7 @@ type Node struct {
 	inlineSave bool
 	applier    *applier
 	metrics    *metricsHub
+	trace      tracing
 
 	// view is what callers see without a round trip to the loop.
 	view atomic.Pointer[nodeView]
@@ -139,6 +140,7 @@ func newNode(ctx context.Context, cfg Config, manual bool) (*Node, error) {
 		return nil, fmt.Errorf("raft: restoring engine: %w", err)
 	}
 	n.metrics = newMetricsHub()
+	n.trace = newTracing(c.TracerProvider, c.ID, c.Group)
 	n.persister = newPersister(n)
 	if s, ok := c.Storage.(InlineSaver); ok && !manual {
 		n.inlineSave = s.SaveInline()
@@ -345,7 +347,7 @@ func (n *Node) handleReady(rd engine.Ready) (again bool) {
 	// acknowledgement leaves from the loop or the write goroutine).
 	n.updateView()
 	if len(rd.Messages) > 0 {
-		n.net.Send(rd.Messages)
+		n.trace.send(n, rd.Messages)
 	}
 	if rd.HardState != nil || len(rd.Entries) > 0 || len(rd.AfterPersist) > 0 {
 		j := persistJob{hs: rd.HardState, ents: rd.Entries, msgs: rd.AfterPersist}

@@ -113,13 +113,17 @@ func (p *persister) writeInline(j *persistJob) bool {
 	if j.hs != nil || len(j.ents) > 0 {
 		// No deadline: an InlineSaver does not wait, and a timer per write
 		// would cost more than the write.
-		if err := p.n.store.Save(context.Background(), j.hs, j.ents); err != nil {
+		err := p.n.store.Save(context.Background(), j.hs, j.ents)
+		if p.n.trace.on() {
+			end(p.n.trace.save(len(j.ents), j.hs != nil), err)
+		}
+		if err != nil {
 			p.n.log.Error("storage write failed; retrying", "attempt", 0, "entries", len(j.ents), "err", err)
 			return false
 		}
 	}
 	if len(j.msgs) > 0 {
-		p.n.net.Send(j.msgs)
+		p.n.trace.send(p.n, j.msgs)
 	}
 	if len(j.ents) > 0 {
 		last := j.ents[len(j.ents)-1]
@@ -206,6 +210,10 @@ func (p *persister) write(jobs []persistJob, final bool) {
 	}
 	var err error
 	if hs != nil || len(ents) > 0 {
+		if p.n.trace.on() {
+			span := p.n.trace.save(len(ents), hs != nil)
+			defer func() { end(span, err) }()
+		}
 		backoff := 10 * time.Millisecond
 		for attempt := 0; ; attempt++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*p.n.cfg.ElectionTimeout)
@@ -238,7 +246,7 @@ func (p *persister) write(jobs []persistJob, final bool) {
 		return
 	}
 	if len(msgs) > 0 && !final {
-		p.n.net.Send(msgs)
+		p.n.trace.send(p.n, msgs)
 	}
 	if len(ents) > 0 {
 		last := ents[len(ents)-1]

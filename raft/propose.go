@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"sync"
 	"sync/atomic"
 
@@ -95,7 +97,17 @@ func (f *Future) finish(result any, err error) {
 // returns the state machine's result. Only the leader accepts proposals:
 // elsewhere it returns a *NotLeaderError. If ctx ends first the outcome is
 // unknown: the command may or may not be applied.
-func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
+func (n *Node) Propose(ctx context.Context, cmd []byte) (res any, err error) {
+	if n.trace.on() {
+		var span trace.Span
+		ctx, span = n.trace.start(ctx, "raft.Propose", attribute.Int("raft.bytes", len(cmd)))
+		defer func() {
+			if e, ok := res.(error); ok && err == nil {
+				span.SetAttributes(attribute.String("raft.result_error", e.Error()))
+			}
+			end(span, err)
+		}()
+	}
 	f, err := n.submit(ctx, cmd, false)
 	if err != nil {
 		return nil, err
@@ -110,7 +122,10 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 			return nil, fmt.Errorf("raft: waiting for proposal: %w", ctx.Err())
 		}
 	}
-	res, err := f.result, f.err
+	res, err = f.result, f.err
+	if n.trace.on() {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("raft.index", int64(f.index)), attribute.Int64("raft.term", int64(f.term)))
+	}
 	*f = Future{done: f.done, pooled: true}
 	futurePool.Put(f)
 	return res, err

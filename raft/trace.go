@@ -1,0 +1,70 @@
+package raft
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// tracerName names the spans' instrumentation scope.
+const tracerName = "github.com/raftkit/raftkit/raft"
+
+// tracing records OpenTelemetry spans when Config.TracerProvider is set;
+// without one every method is a no-op that costs a branch, so the hot path
+// pays nothing when tracing is off.
+//
+// Spans: raft.Propose (a proposal from submission to its result, with its
+// index and term), raft.storage.Save (one durable write: entries and hard
+// state), raft.apply (one batch handed to the state machine) and
+// raft.network.Send (one batch of messages handed to the network).
+type tracing struct {
+	t     trace.Tracer
+	attrs []attribute.KeyValue
+}
+
+func newTracing(tp trace.TracerProvider, id NodeID, group GroupID) tracing {
+	if tp == nil {
+		return tracing{}
+	}
+	return tracing{
+		t:     tp.Tracer(tracerName),
+		attrs: []attribute.KeyValue{attribute.Int64("raft.node", int64(id)), attribute.Int64("raft.group", int64(group))},
+	}
+}
+
+func (tr *tracing) on() bool { return tr.t != nil }
+
+// start begins a span with the node's attributes and extra ones.
+func (tr *tracing) start(ctx context.Context, name string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
+	attrs := append(append(make([]attribute.KeyValue, 0, len(tr.attrs)+len(extra)), tr.attrs...), extra...)
+	return tr.t.Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// end ends span, recording err.
+func end(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// save traces a storage write.
+func (tr *tracing) save(entries int, hs bool) trace.Span {
+	_, span := tr.start(context.Background(), "raft.storage.Save",
+		attribute.Int("raft.entries", entries), attribute.Bool("raft.hard_state", hs))
+	return span
+}
+
+// send traces a batch handed to the network.
+func (tr *tracing) send(n *Node, msgs []Message) {
+	if !tr.on() {
+		n.net.Send(msgs)
+		return
+	}
+	_, span := tr.start(context.Background(), "raft.network.Send", attribute.Int("raft.messages", len(msgs)))
+	n.net.Send(msgs)
+	span.End()
+}
