@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
 )
 
@@ -29,20 +30,20 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (r
 	if err != nil {
 		return nil, s.dbErr("create snapshot", err)
 	}
-	return &snapshotWriter{s: s, id: id, meta: cloneMeta(meta), buf: make([]byte, 0, min(s.chunk, 64<<10))}, nil
+	w := &snapshotWriter{s: s, id: id, meta: cloneMeta(meta)}
+	w.chunks = storeutil.Chunker{Size: s.chunk, Store: w.storeChunk}
+	return w, nil
 }
 
 // snapshotWriter stores a snapshot's bytes chunk by chunk.
 type snapshotWriter struct {
-	s     *Storage
-	id    int64
-	meta  raft.SnapshotMeta
-	mu    sync.Mutex
-	buf   []byte
-	seq   int32
-	bytes int64
-	done  bool
-	err   error // a failed chunk write: the writer is unusable
+	s      *Storage
+	id     int64
+	meta   raft.SnapshotMeta
+	mu     sync.Mutex
+	chunks storeutil.Chunker
+	done   bool
+	err    error // a failed chunk write: the writer is unusable
 }
 
 // Write buffers p, storing a row each time Options.ChunkBytes accumulate.
@@ -52,18 +53,7 @@ func (w *snapshotWriter) Write(p []byte) (int, error) {
 	if err := w.usable("snapshot write"); err != nil {
 		return 0, err
 	}
-	n := 0
-	for len(p) > 0 {
-		k := min(len(p), w.s.chunk-len(w.buf))
-		w.buf = append(w.buf, p[:k]...)
-		p, n = p[k:], n+k
-		if len(w.buf) == w.s.chunk {
-			if err := w.flush(context.Background()); err != nil {
-				return n, err
-			}
-		}
-	}
-	return n, nil
+	return w.chunks.Write(p)
 }
 
 func (w *snapshotWriter) usable(op string) error {
@@ -78,11 +68,9 @@ func (w *snapshotWriter) usable(op string) error {
 	return nil
 }
 
-// flush stores the buffered bytes as the next chunk.
-func (w *snapshotWriter) flush(ctx context.Context) error {
-	if len(w.buf) == 0 {
-		return nil
-	}
+// storeChunk stores the next chunk (storeutil.Chunker.Store).
+func (w *snapshotWriter) storeChunk(chunk []byte) error {
+	ctx := context.Background()
 	s := w.s
 	// Only while the snapshot's row is there: a store opened since for
 	// this node deleted it with every uncommitted snapshot, and this
@@ -90,7 +78,7 @@ func (w *snapshotWriter) flush(ctx context.Context) error {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO `+s.q+`.snapshot_chunks (group_id, node_id, snapshot_id, seq, data)
 		SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM `+s.q+`.snapshots
 			WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3 AND NOT committed)`,
-		s.group, s.node, w.id, w.seq, w.buf)
+		s.group, s.node, w.id, int32(w.chunks.Chunks()), chunk)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = fmt.Errorf("%w: snapshot %d was removed by a newer open (group %d node %d)", ErrFenced, w.id, s.group, s.node)
 	}
@@ -98,9 +86,6 @@ func (w *snapshotWriter) flush(ctx context.Context) error {
 		w.err = s.dbErr("snapshot write", err)
 		return w.err
 	}
-	w.seq++
-	w.bytes += int64(len(w.buf))
-	w.buf = w.buf[:0]
 	return nil
 }
 
@@ -114,7 +99,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 	if err := w.usable("snapshot commit"); err != nil {
 		return err
 	}
-	if err := w.flush(ctx); err != nil {
+	if err := w.chunks.Flush(); err != nil {
 		return err
 	}
 	s := w.s
@@ -131,7 +116,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT `+s.q+`.fence($1, $2, $3)`, s.group, s.node, s.owner)
 	b.Queue(`UPDATE `+s.q+`.snapshots SET committed = true, bytes = $4, chunks = $5
-		WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3`, s.group, s.node, w.id, w.bytes, w.seq)
+		WHERE group_id = $1 AND node_id = $2 AND snapshot_id = $3`, s.group, s.node, w.id, w.chunks.Bytes(), int32(w.chunks.Chunks()))
 	// The log is kept if it holds the snapshot's last entry with its term.
 	b.Queue(`UPDATE `+s.q+`.nodes SET snapshot_id = $3,
 			first_index = CASE WHEN EXISTS (SELECT 1 FROM `+s.q+`.entries

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
 )
 
@@ -27,7 +28,9 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (r
 		return nil, s.scriptErr("create snapshot", err)
 	}
 	ids := strconv.FormatInt(id, 10)
-	return &snapshotWriter{s: s, id: ids, key: s.chunkKey(ids), meta: meta, buf: make([]byte, 0, min(s.chunk, 64<<10))}, nil
+	w := &snapshotWriter{s: s, id: ids, key: s.chunkKey(ids), meta: meta}
+	w.chunks = storeutil.Chunker{Size: s.chunk, Store: w.storeChunk}
+	return w, nil
 }
 
 // snapshotWriter stores a snapshot's bytes chunk by chunk.
@@ -37,8 +40,7 @@ type snapshotWriter struct {
 	key    string
 	meta   raft.SnapshotMeta
 	mu     sync.Mutex
-	buf    []byte
-	chunks int
+	chunks storeutil.Chunker
 	done   bool
 	err    error // a failed chunk write: the writer is unusable
 }
@@ -51,18 +53,7 @@ func (w *snapshotWriter) Write(p []byte) (int, error) {
 	if err := w.usable("snapshot write"); err != nil {
 		return 0, err
 	}
-	n := 0
-	for len(p) > 0 {
-		k := min(len(p), w.s.chunk-len(w.buf))
-		w.buf = append(w.buf, p[:k]...)
-		p, n = p[k:], n+k
-		if len(w.buf) == w.s.chunk {
-			if err := w.flush(context.Background()); err != nil {
-				return n, err
-			}
-		}
-	}
-	return n, nil
+	return w.chunks.Write(p)
 }
 
 func (w *snapshotWriter) usable(op string) error {
@@ -77,19 +68,14 @@ func (w *snapshotWriter) usable(op string) error {
 	return nil
 }
 
-// flush stores the buffered bytes as the next chunk, while the snapshot is
-// still pending.
-func (w *snapshotWriter) flush(ctx context.Context) error {
-	if len(w.buf) == 0 {
-		return nil
-	}
+// storeChunk stores the next chunk while the snapshot is still pending
+// (storeutil.Chunker.Store).
+func (w *snapshotWriter) storeChunk(chunk []byte) error {
 	s := w.s
-	if err := chunkScript.Run(ctx, s.c, []string{s.pending, w.key}, w.id, w.chunks, w.buf).Err(); err != nil {
+	if err := chunkScript.Run(context.Background(), s.c, []string{s.pending, w.key}, w.id, w.chunks.Chunks(), chunk).Err(); err != nil {
 		w.err = s.scriptErr("snapshot write", err)
 		return w.err
 	}
-	w.chunks++
-	w.buf = w.buf[:0]
 	return nil
 }
 
@@ -103,7 +89,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 	if err := w.usable("snapshot commit"); err != nil {
 		return err
 	}
-	if err := w.flush(ctx); err != nil {
+	if err := w.chunks.Flush(); err != nil {
 		return err
 	}
 	s := w.s
@@ -115,7 +101,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		keys := []string{s.meta, s.logKey, s.pending, s.chunkKey(old)}
 		err := commitScript.Run(ctx, s.c, keys, s.owner, w.id, w.meta.Index, term[:], w.meta.Term,
-			raft.EncodeMembership(w.meta.Membership), w.chunks, old, s.oldTTL.Milliseconds()).Err()
+			raft.EncodeMembership(w.meta.Membership), w.chunks.Chunks(), old, s.oldTTL.Milliseconds()).Err()
 		if err == nil {
 			break
 		}
