@@ -7,11 +7,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +25,8 @@ import (
 // cluster runs the example as three processes.
 type cluster struct {
 	t       *testing.T
+	otlp    string // the test's OTLP collector
+	spans   *atomic.Int64
 	bin     string
 	data    string
 	members string
@@ -47,7 +51,16 @@ func startCluster(t *testing.T) *cluster {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building the example: %v\n%s", err, out)
 	}
-	c := &cluster{t: t, bin: bin, data: filepath.Join(dir, "data"), procs: make([]*exec.Cmd, 3)}
+	c := &cluster{t: t, bin: bin, data: filepath.Join(dir, "data"), procs: make([]*exec.Cmd, 3), spans: &atomic.Int64{}}
+	// A stand-in OpenTelemetry collector: it counts trace exports.
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/traces" {
+			c.spans.Add(1)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(collector.Close)
+	c.otlp = strings.TrimPrefix(collector.URL, "http://")
 	var parts []string
 	for i := 1; i <= 3; i++ {
 		h := freeAddr(t)
@@ -67,7 +80,7 @@ func startCluster(t *testing.T) *cluster {
 }
 
 func (c *cluster) start(i int) {
-	cmd := exec.Command(c.bin, "-id", fmt.Sprint(i+1), "-members", c.members, "-data", c.data, "-log", "warn")
+	cmd := exec.Command(c.bin, "-id", fmt.Sprint(i+1), "-members", c.members, "-data", c.data, "-log", "warn", "-otlp", c.otlp)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -214,5 +227,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if fams["raft_commit_index"] == nil || fams["raft_is_leader"] == nil {
 		t.Fatalf("/metrics lacks the node's series: %d families", len(fams))
+	}
+	// Spans reach the collector (the exporter sends every few seconds).
+	deadline := time.Now().Add(20 * time.Second)
+	for c.spans.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no span export reached the OTLP collector")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

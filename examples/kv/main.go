@@ -57,6 +57,7 @@ func run(args []string) error {
 	network := fs.String("network", "tcp", "network: tcp or nats")
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "with -network nats, the server")
 	join := fs.Bool("join", false, "with -id: a new node joining a running cluster (add it with POST /admin/nonvoter on the leader); -members lists the running members and this one")
+	otlp := fs.String("otlp", "", "send OpenTelemetry spans (propose, storage writes, network sends, apply) to this OTLP/HTTP collector, such as 127.0.0.1:4318")
 	level := fs.String("log", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -95,6 +96,18 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *otlp != "" {
+		tp, err := newTracerProvider(ctx, *otlp)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = tp.Shutdown(sctx) // flushes the last spans
+		}()
+		base.tracer = tp
+	}
 	var nodes []*kvNode
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

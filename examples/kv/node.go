@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	raftprom "github.com/raftkit/raftkit/adapters/metrics/prometheus"
 	rknats "github.com/raftkit/raftkit/adapters/network/nats"
@@ -44,6 +45,7 @@ type nodeConfig struct {
 	redisAddr string
 	network   string // tcp, nats
 	natsURL   string
+	tracer    trace.TracerProvider // nil: no spans
 	// join: a new node to be added to a running cluster (through
 	// /admin/nonvoter on the leader): it must not form a cluster of its own.
 	join bool
@@ -117,7 +119,7 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 		// Sessions make a client's retried write apply once.
 		StateMachine:      session.Wrap(k.store, session.Config{}),
 		HeartbeatInterval: 100 * time.Millisecond, ElectionTimeout: time.Second,
-		LeaseReads: true, Logger: c.log,
+		LeaseReads: true, Logger: c.log, TracerProvider: c.tracer,
 	})
 	if err != nil {
 		k.net.Close()
