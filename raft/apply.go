@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
 )
@@ -19,6 +21,9 @@ type applyTask struct {
 	// for a snapshot now (Node.Snapshot).
 	restore  *restoreTask
 	snapshot chan snapshotResult
+	// at is when the loop learned the batch was committed; set only when
+	// tracing.
+	at time.Time
 }
 
 // applier applies committed entries to the state machine on its own
@@ -36,6 +41,8 @@ type applier struct {
 
 	normal  []Entry
 	results []any
+	// committedAt is the current batch's applyTask.at.
+	committedAt time.Time
 
 	// What a snapshot taken now would describe: the term and membership
 	// at the applied index.
@@ -134,6 +141,7 @@ func (a *applier) applyQueued(buf []applyTask) ([]applyTask, error) {
 		case t.snapshot != nil:
 			a.takeSnapshot(t.snapshot)
 		default:
+			a.committedAt = t.at
 			err = a.apply(t.batch)
 		}
 		if err != nil {
@@ -276,6 +284,9 @@ func (a *applier) complete(ents []Entry, results []any) {
 		if e.Term != f.term || e.Type != EntryNormal {
 			f.finish(nil, ErrProposalDropped)
 			continue
+		}
+		if f.span != nil {
+			f.committed(a.committedAt)
 		}
 		f.finish(results[r], nil)
 	}

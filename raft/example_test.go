@@ -221,3 +221,472 @@ func ExampleNotLeaderError() {
 	// not leader: true
 	// retry on node 2 at 10.0.0.2:7000
 }
+
+// The examples below run several nodes in one process. Their timers are
+// short so that they finish quickly; the defaults (a 100ms heartbeat and a
+// 1s election timeout) suit a real network.
+const (
+	exampleHeartbeat = 10 * time.Millisecond
+	exampleElection  = 100 * time.Millisecond
+)
+
+// testCluster is a few nodes on one in-memory network, each with its own
+// memory storage and counter.
+type testCluster struct {
+	net      *rafttest.Network
+	nodes    map[raft.NodeID]*raft.Node
+	machines map[raft.NodeID]*counter
+	stores   []*memory.Storage
+}
+
+// start starts node id on empty storage. It does not initialize it: the
+// caller either forms a cluster with Initialize or lets a leader add it.
+func (c *testCluster) start(ctx context.Context, id raft.NodeID, tweak func(*raft.Config)) (*raft.Node, error) {
+	store := memory.New()
+	sm := &counter{}
+	cfg := raft.Config{
+		ID:                id,
+		Storage:           store,
+		Network:           c.net.Endpoint(id),
+		StateMachine:      sm,
+		HeartbeatInterval: exampleHeartbeat,
+		ElectionTimeout:   exampleElection,
+		MetricsInterval:   exampleHeartbeat,
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	node, err := raft.NewNode(ctx, cfg)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	c.nodes[id], c.machines[id] = node, sm
+	c.stores = append(c.stores, store)
+	return node, nil
+}
+
+// startCluster starts nodes 1 to n, initializes them as one cluster and
+// waits until they agree on a leader, which it returns. tweak, if not nil,
+// adjusts each node's Config.
+func startCluster(ctx context.Context, n int, tweak func(*raft.Config)) (*testCluster, *raft.Node, error) {
+	c := &testCluster{net: rafttest.NewNetwork(), nodes: map[raft.NodeID]*raft.Node{}, machines: map[raft.NodeID]*counter{}}
+	var members []raft.Member
+	for id := raft.NodeID(1); id <= raft.NodeID(n); id++ {
+		members = append(members, raft.Member{ID: id, Addr: fmt.Sprintf("node-%d", id)})
+	}
+	for _, m := range members {
+		node, err := c.start(ctx, m.ID, tweak)
+		if err == nil {
+			err = node.Initialize(ctx, members)
+		}
+		if err != nil {
+			c.stop()
+			return nil, nil, err
+		}
+	}
+	leader, err := waitLeader(ctx, c.list()...)
+	if err != nil {
+		c.stop()
+		return nil, nil, err
+	}
+	return c, leader, nil
+}
+
+// list returns the cluster's nodes.
+func (c *testCluster) list() []*raft.Node {
+	var out []*raft.Node
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// stop stops every node, then closes the network and the storage, which
+// Node.Stop leaves to their owner.
+func (c *testCluster) stop() {
+	for _, n := range c.nodes {
+		stopNode(n)
+	}
+	c.net.Close()
+	for _, s := range c.stores {
+		_ = s.Close()
+	}
+}
+
+// stopNode stops a node, giving it a few seconds to finish its writes.
+func stopNode(n *raft.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = n.Stop(ctx)
+}
+
+// waitLeader waits until one of nodes leads and every other one knows it
+// as its leader, and returns it.
+func waitLeader(ctx context.Context, nodes ...*raft.Node) (*raft.Node, error) {
+	var leader *raft.Node
+	err := waitFor(ctx, func() bool {
+		leader = nil
+		for _, n := range nodes {
+			if n.Role() == raft.RoleLeader {
+				leader = n
+			}
+		}
+		if leader == nil {
+			return false
+		}
+		for _, n := range nodes {
+			if id, _ := n.Leader(); id != leader.ID() {
+				return false
+			}
+		}
+		return true
+	})
+	return leader, err
+}
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(ctx context.Context, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// ExampleNewNode starts a three-node cluster in one process. Each node has
+// its own storage and its own endpoint of the network, and every initial
+// node is initialized with the same members. In production each node runs
+// in its own process, on adapters/storage/disk and adapters/network/tcp.
+func ExampleNewNode() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	net := rafttest.NewNetwork() // the test kit's in-memory network
+	defer net.Close()
+
+	members := []raft.Member{{ID: 1, Addr: "node-1"}, {ID: 2, Addr: "node-2"}, {ID: 3, Addr: "node-3"}}
+	var nodes []*raft.Node
+	var machines []*counter
+	for _, m := range members {
+		store := memory.New()
+		defer store.Close() // the node does not close its storage
+		sm := &counter{}
+		node, err := raft.NewNode(ctx, raft.Config{
+			ID:           m.ID,
+			Storage:      store,
+			Network:      net.Endpoint(m.ID),
+			StateMachine: sm,
+			// Short timers for a demo in one process; the defaults
+			// (100ms and 1s) suit a real network.
+			HeartbeatInterval: 10 * time.Millisecond,
+			ElectionTimeout:   100 * time.Millisecond,
+		})
+		if err != nil {
+			fmt.Println("new node:", err)
+			return
+		}
+		defer stopNode(node)
+		// A new node has no configuration. Initialize gives every initial
+		// node the same one; it does nothing on a node that already holds
+		// it, so a program may call it on every start.
+		if err := node.Initialize(ctx, members); err != nil {
+			fmt.Println("initialize:", err)
+			return
+		}
+		nodes, machines = append(nodes, node), append(machines, sm)
+	}
+
+	// One node wins an election (Raft paper §5.2). Which one is up to the
+	// randomized timeouts, so the example does not print its ID.
+	leader, err := waitLeader(ctx, nodes...)
+	if err != nil {
+		fmt.Println("no leader:", err)
+		return
+	}
+	fmt.Println("leader elected")
+
+	res, err := leader.Propose(ctx, []byte("7"))
+	if err != nil {
+		fmt.Println("propose:", err)
+		return
+	}
+	fmt.Println("result on the leader:", res)
+
+	// Followers apply the entry once they learn it is committed, with the
+	// leader's next message.
+	err = waitFor(ctx, func() bool {
+		for _, sm := range machines {
+			if sm.Total() != 7 {
+				return false
+			}
+		}
+		return true
+	})
+	fmt.Println("applied on all three nodes:", err == nil)
+
+	// Output:
+	// leader elected
+	// result on the leader: 7
+	// applied on all three nodes: true
+}
+
+// ExampleNode_TransferLeadership hands leadership to a chosen follower, as
+// before restarting the leader's machine for maintenance. The leader stops
+// taking proposals, brings the target up to date and tells it to campaign
+// at once (Raft thesis §3.10), so the cluster is without a leader for a
+// round trip instead of an election timeout.
+func ExampleNode_TransferLeadership() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, leader, err := startCluster(ctx, 3, nil)
+	if err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+	defer c.stop()
+
+	if _, err := leader.Propose(ctx, []byte("1")); err != nil {
+		fmt.Println("propose:", err)
+		return
+	}
+
+	// Pick a follower. Passing 0 instead lets the leader pick the most
+	// up-to-date voter.
+	var target raft.NodeID
+	for id := range c.nodes {
+		if id != leader.ID() {
+			target = id
+			break
+		}
+	}
+	if err := leader.TransferLeadership(ctx, target); err != nil {
+		// errors.Is(err, raft.ErrTransferFailed) when the target did not
+		// win within an election timeout: the old leader leads on.
+		fmt.Println("transfer:", err)
+		return
+	}
+	// It returns once the old leader has seen another node lead. Wait
+	// until every node agrees on the new leader before looking.
+	newLeader, err := waitLeader(ctx, c.list()...)
+	if err != nil {
+		fmt.Println("no leader:", err)
+		return
+	}
+	fmt.Println("old leader is now a", leader.Role())
+	fmt.Println("the target leads:", newLeader.ID() == target)
+
+	// The old leader refuses proposals and names the new leader.
+	_, err = leader.Propose(ctx, []byte("1"))
+	var nl *raft.NotLeaderError
+	fmt.Println("proposal on the old leader redirected:", errors.As(err, &nl) && nl.LeaderID == target)
+
+	// Output:
+	// old leader is now a follower
+	// the target leads: true
+	// proposal on the old leader redirected: true
+}
+
+// ExampleNode_ReadIndex serves a linearizable read. Reading a follower's
+// state machine directly could return stale data, and so could a leader
+// that was deposed without knowing it; ReadIndex confirms leadership with
+// a quorum and waits until the state machine has caught up (Raft thesis
+// §6.4) before the application reads.
+func ExampleNode_ReadIndex() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, leader, err := startCluster(ctx, 3, nil)
+	if err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+	defer c.stop()
+
+	for _, cmd := range []string{"20", "22"} {
+		if _, err := leader.Propose(ctx, []byte(cmd)); err != nil {
+			fmt.Println("propose:", err)
+			return
+		}
+	}
+
+	// A follower does not serve reads: it names the leader to forward to.
+	for id, n := range c.nodes {
+		if id == leader.ID() {
+			continue
+		}
+		_, err := n.ReadIndex(ctx)
+		var nl *raft.NotLeaderError
+		fmt.Println("follower forwards to the leader:", errors.As(err, &nl) && nl.LeaderID == leader.ID())
+		break
+	}
+
+	// On the leader: once ReadIndex returns, reading the state machine
+	// observes every write acknowledged before the call.
+	if _, err := leader.ReadIndex(ctx); err != nil {
+		fmt.Println("read:", err)
+		return
+	}
+	fmt.Println("total:", c.machines[leader.ID()].Total())
+
+	// Output:
+	// follower forwards to the leader: true
+	// total: 42
+}
+
+// ExampleNode_LeaseRead serves reads from the leader's lease, without a
+// quorum round per read (Raft thesis §6.4.1). It must be enabled with
+// Config.LeaseReads, and is safe only under the clock-drift bound
+// Config.MaxClockDrift; when the lease is not known to hold, LeaseRead
+// falls back to a ReadIndex round.
+func ExampleNode_LeaseRead() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, leader, err := startCluster(ctx, 3, func(cfg *raft.Config) {
+		cfg.LeaseReads = true
+		cfg.MaxClockDrift = 0.1 // the default: clocks' rates differ by at most 10%
+	})
+	if err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+	defer c.stop()
+
+	if _, err := leader.Propose(ctx, []byte("5")); err != nil {
+		fmt.Println("propose:", err)
+		return
+	}
+	if _, err := leader.LeaseRead(ctx); err != nil {
+		fmt.Println("read:", err)
+		return
+	}
+	fmt.Println("total:", c.machines[leader.ID()].Total())
+
+	// Output:
+	// total: 5
+}
+
+// ExampleNode_Subscribe watches a leader's metrics until every follower
+// has replicated a write. Updates coalesce: a slow reader finds only the
+// newest metrics, so the loop checks a condition rather than counting
+// updates.
+func ExampleNode_Subscribe() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, leader, err := startCluster(ctx, 3, nil)
+	if err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+	defer c.stop()
+
+	f, err := leader.ProposeAsync(ctx, []byte("3"))
+	if err != nil {
+		fmt.Println("propose:", err)
+		return
+	}
+
+	updates, unsubscribe := leader.Subscribe()
+	defer unsubscribe()
+	for {
+		select {
+		case m := <-updates:
+			// Peers are reported by the leader only, ordered by ID.
+			replicated := 0
+			for _, p := range m.Peers {
+				if p.Match >= f.Index() {
+					replicated++
+				}
+			}
+			if m.Role != raft.RoleLeader || replicated < 2 {
+				continue // wait for the next update
+			}
+			fmt.Println("role:", m.Role)
+			fmt.Println("voters:", len(m.Membership.Voters))
+			fmt.Println("peers holding the write:", replicated)
+			return
+		case <-ctx.Done():
+			fmt.Println("gave up:", ctx.Err())
+			return
+		}
+	}
+
+	// Output:
+	// role: leader
+	// voters: 3
+	// peers holding the write: 2
+}
+
+// ExampleNode_Snapshot takes a snapshot on demand and restarts the node on
+// the same storage: NewNode restores the state machine from the snapshot
+// (Raft paper §7) and replays only the log after it.
+func ExampleNode_Snapshot() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	net := rafttest.NewNetwork()
+	defer net.Close()
+	store := memory.New()
+	cfg := raft.Config{
+		ID:                1,
+		Storage:           store,
+		Network:           net.Endpoint(1),
+		StateMachine:      &counter{},
+		HeartbeatInterval: exampleHeartbeat,
+		ElectionTimeout:   exampleElection,
+		// Automatic snapshots come every SnapshotEntries applied entries
+		// (default 16384); this example takes one by hand.
+		SnapshotEntries: -1,
+	}
+	node, err := raft.NewNode(ctx, cfg)
+	if err == nil {
+		err = node.Initialize(ctx, []raft.Member{{ID: 1, Addr: "node-1"}})
+	}
+	if err == nil {
+		_, err = waitLeader(ctx, node)
+	}
+	for _, cmd := range []string{"4", "5", "6"} {
+		if err == nil {
+			_, err = node.Propose(ctx, []byte(cmd))
+		}
+	}
+	if err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+
+	index, err := node.Snapshot(ctx)
+	if err != nil {
+		fmt.Println("snapshot:", err)
+		return
+	}
+	fmt.Println("snapshot at the applied index:", index == node.Applied())
+
+	// Restart: stop the node, close its network endpoint and storage
+	// (Stop leaves them to their owner), and open the storage again, as a
+	// process would after a crash (memory.Storage.Reopen models that).
+	stopNode(node)
+	_ = cfg.Network.Close()
+	_ = store.Close()
+	store = store.Reopen()
+	defer store.Close()
+	restored := &counter{}
+	cfg.Storage, cfg.Network, cfg.StateMachine = store, net.Endpoint(1), restored
+	node, err = raft.NewNode(ctx, cfg)
+	if err != nil {
+		fmt.Println("restart:", err)
+		return
+	}
+	defer stopNode(node)
+	fmt.Println("total restored from the snapshot:", restored.Total())
+
+	// Output:
+	// snapshot at the applied index: true
+	// total restored from the snapshot: 15
+}

@@ -96,7 +96,7 @@ func (m *manualNode) Apply() {
 
 func (m *manualNode) Propose(cmd []byte) (simhook.Op, error) {
 	n := m.node()
-	f, err := n.submit(context.Background(), cmd, true)
+	f, err := n.submit(context.Background(), cmd, true, nil)
 	if err != nil {
 		return nil, err
 	}

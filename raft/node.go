@@ -358,7 +358,11 @@ func (n *Node) handleReady(rd engine.Ready) (again bool) {
 		}
 	}
 	if rd.Apply.Hi > 0 {
-		n.applier.enqueue(applyTask{batch: rd.Apply})
+		t := applyTask{batch: rd.Apply}
+		if n.trace.on() {
+			t.at = time.Now() // when the commit was learned, for the proposals' spans
+		}
+		n.applier.enqueue(t)
 	}
 	for _, f := range rd.Fetches {
 		n.fetch(f)

@@ -25,9 +25,14 @@ type Future struct {
 	// its channel can be reused.
 	done   chan struct{}
 	pooled bool
+	async  bool // from ProposeAsync: finish ends span
 	state  atomic.Uint32
 	result any
 	err    error
+	// span is the proposal's raft.Propose span and repl its child
+	// raft.replicate span, from the append to the commit; both nil unless
+	// tracing is on.
+	span, repl trace.Span
 }
 
 // futurePool recycles the futures of synchronous proposals: one allocation
@@ -78,6 +83,9 @@ func (f *Future) finish(result any, err error) {
 	if !f.state.CompareAndSwap(0, 1) {
 		return
 	}
+	if f.span != nil {
+		f.traceFinish(result, err)
+	}
 	f.result, f.err = result, err
 	if f.assigned != nil {
 		select {
@@ -98,17 +106,12 @@ func (f *Future) finish(result any, err error) {
 // elsewhere it returns a *NotLeaderError. If ctx ends first the outcome is
 // unknown: the command may or may not be applied.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (res any, err error) {
+	var span trace.Span
 	if n.trace.on() {
-		var span trace.Span
 		ctx, span = n.trace.start(ctx, "raft.Propose", attribute.Int("raft.bytes", len(cmd)))
-		defer func() {
-			if e, ok := res.(error); ok && err == nil {
-				span.SetAttributes(attribute.String("raft.result_error", e.Error()))
-			}
-			end(span, err)
-		}()
+		defer func() { end(span, err) }()
 	}
-	f, err := n.submit(ctx, cmd, false)
+	f, err := n.submit(ctx, cmd, false, span)
 	if err != nil {
 		return nil, err
 	}
@@ -123,9 +126,6 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (res any, err error) {
 		}
 	}
 	res, err = f.result, f.err
-	if n.trace.on() {
-		trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("raft.index", int64(f.index)), attribute.Int64("raft.term", int64(f.term)))
-	}
 	*f = Future{done: f.done, pooled: true}
 	futurePool.Put(f)
 	return res, err
@@ -136,8 +136,17 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (res any, err error) {
 // the result. Errors known at once (not the leader, too large, stopped)
 // are returned directly.
 func (n *Node) ProposeAsync(ctx context.Context, cmd []byte) (*Future, error) {
-	f, err := n.submit(ctx, cmd, true)
+	var span trace.Span
+	if n.trace.on() {
+		// The span ends with the outcome (Future.finish), or here when
+		// the proposal fails before it is queued.
+		ctx, span = n.trace.start(ctx, "raft.Propose", attribute.Int("raft.bytes", len(cmd)), attribute.Bool("raft.async", true))
+	}
+	f, err := n.submit(ctx, cmd, true, span)
 	if err != nil {
+		if span != nil {
+			end(span, err)
+		}
 		return nil, err
 	}
 	select {
@@ -152,7 +161,9 @@ func (n *Node) ProposeAsync(ctx context.Context, cmd []byte) (*Future, error) {
 	return f, nil
 }
 
-func (n *Node) submit(ctx context.Context, cmd []byte, async bool) (*Future, error) {
+// submit queues cmd for the loop; span, when tracing, is the proposal's
+// raft.Propose span (ended by finish for an asynchronous proposal).
+func (n *Node) submit(ctx context.Context, cmd []byte, async bool, span trace.Span) (*Future, error) {
 	if len(cmd) > n.cfg.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(cmd), n.cfg.MaxEntryBytes)
 	}
@@ -161,14 +172,14 @@ func (n *Node) submit(ctx context.Context, cmd []byte, async bool) (*Future, err
 	}
 	var f *Future
 	if async {
-		f = &Future{data: cmd, done: make(chan struct{}), assigned: make(chan struct{})}
+		f = &Future{data: cmd, done: make(chan struct{}), assigned: make(chan struct{}), span: span, async: true}
 	} else {
 		f = futurePool.Get().(*Future)
-		f.data = cmd
+		f.data, f.span = cmd, span
 	}
 	if err := n.props.push(ctx, f, n.stopping); err != nil {
 		if f.pooled {
-			f.data = nil
+			f.data, f.span = nil, nil
 			futurePool.Put(f)
 		}
 		if errors.Is(err, ErrStopped) {
@@ -212,6 +223,9 @@ func (n *Node) flushProposals(fs []*Future) {
 	term := n.eng.Term()
 	for i, f := range fs {
 		f.index, f.term, f.data = first+uint64(i), term, nil
+		if f.span != nil {
+			n.trace.appended(f)
+		}
 		if f.assigned != nil {
 			close(f.assigned)
 		}

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -16,8 +17,11 @@ const tracerName = "github.com/raftkit/raftkit/raft"
 // pays nothing when tracing is off.
 //
 // Spans: raft.Propose (a proposal from submission to its result, with its
-// index and term), raft.storage.Save (one durable write: entries and hard
-// state), raft.apply (one batch handed to the state machine) and
+// index and term, and events raft.appended, raft.committed and
+// raft.applied), its child raft.replicate (from the leader's append to the
+// commit: the time spent making the entry durable on a majority, §5.3),
+// raft.storage.Save (one durable write: entries and hard state),
+// raft.apply (one batch handed to the state machine) and
 // raft.network.Send (one batch of messages handed to the network).
 type tracing struct {
 	t     trace.Tracer
@@ -67,4 +71,42 @@ func (tr *tracing) send(n *Node, msgs []Message) {
 	_, span := tr.start(context.Background(), "raft.network.Send", attribute.Int("raft.messages", len(msgs)))
 	n.net.Send(msgs)
 	span.End()
+}
+
+// appended records that f's entry is in the leader's log at f.index and
+// starts its raft.replicate span. Called on the main loop.
+func (tr *tracing) appended(f *Future) {
+	idx := []attribute.KeyValue{attribute.Int64("raft.index", int64(f.index)), attribute.Int64("raft.term", int64(f.term))}
+	f.span.SetAttributes(idx...)
+	f.span.AddEvent("raft.appended")
+	_, f.repl = tr.start(trace.ContextWithSpan(context.Background(), f.span), "raft.replicate", idx...)
+}
+
+// committed records, with the time the commit was learned, that f's entry
+// is committed. Called by the applier before the entry is applied.
+func (f *Future) committed(at time.Time) {
+	f.span.AddEvent("raft.committed", trace.WithTimestamp(at))
+	if f.repl != nil {
+		f.repl.End(trace.WithTimestamp(at))
+		f.repl = nil
+	}
+}
+
+// traceFinish records a proposal's outcome on its spans: the result
+// (or the state machine's per-command error), or the failure; an
+// asynchronous proposal's span ends here.
+func (f *Future) traceFinish(result any, err error) {
+	if f.repl != nil {
+		end(f.repl, err)
+		f.repl = nil
+	}
+	if err == nil {
+		f.span.AddEvent("raft.applied")
+		if e, ok := result.(error); ok {
+			f.span.SetAttributes(attribute.String("raft.result_error", e.Error()))
+		}
+	}
+	if f.async {
+		end(f.span, err)
+	}
 }

@@ -1,6 +1,7 @@
 package raft_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +50,63 @@ func TestTracingSpans(t *testing.T) {
 			t.Fatalf("spans seen: %v", seen)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTracingReplicateAndCommit checks a proposal's path on its own spans:
+// raft.Propose carries the events appended, committed and applied in that
+// order, and its child raft.replicate runs from the append to the commit.
+// An asynchronous proposal's span ends with its outcome.
+func TestTracingReplicateAndCommit(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(ctxT(t, waitLong))
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.TracerProvider = tp }})
+	l := c.WaitLeader(waitLong)
+	if _, err := c.Node(l).Propose(ctxT(t, waitLong), []byte("sync")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Node(l).ProposeAsync(ctxT(t, waitLong), []byte("async"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Wait(ctxT(t, waitLong)); err != nil {
+		t.Fatal(err)
+	}
+	var proposes, repls []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		switch s.Name() {
+		case "raft.Propose":
+			proposes = append(proposes, s)
+		case "raft.replicate":
+			repls = append(repls, s)
+		}
+	}
+	if len(proposes) != 2 || len(repls) != 2 {
+		t.Fatalf("ended: %d raft.Propose, %d raft.replicate spans; want 2 each", len(proposes), len(repls))
+	}
+	for _, p := range proposes {
+		var names []string
+		at := map[string]time.Time{}
+		for _, e := range p.Events() {
+			names = append(names, e.Name)
+			at[e.Name] = e.Time
+		}
+		if got := strings.Join(names, ","); got != "raft.appended,raft.committed,raft.applied" {
+			t.Errorf("raft.Propose events = %s", got)
+		}
+		var repl sdktrace.ReadOnlySpan
+		for _, r := range repls {
+			if r.Parent().SpanID() == p.SpanContext().SpanID() {
+				repl = r
+			}
+		}
+		if repl == nil {
+			t.Fatal("a raft.Propose span has no raft.replicate child")
+		}
+		if !repl.EndTime().Equal(at["raft.committed"]) || repl.StartTime().Before(p.StartTime()) || repl.EndTime().After(p.EndTime()) {
+			t.Errorf("raft.replicate [%v, %v] not within its proposal [%v, %v] ending at the commit %v",
+				repl.StartTime(), repl.EndTime(), p.StartTime(), p.EndTime(), at["raft.committed"])
+		}
 	}
 }
