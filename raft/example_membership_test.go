@@ -49,6 +49,10 @@ func ExampleNode_AddNonVoter() {
 	err = waitFor(ctx, func() bool {
 		return n4.Role() == raft.RoleNonVoter && c.machines[4].Total() == 9
 	})
+	if err != nil {
+		fmt.Println("node 4:", err)
+		return
+	}
 	fmt.Println("node 4 is a", n4.Role(), "with total", c.machines[4].Total())
 
 	// Output:

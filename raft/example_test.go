@@ -592,6 +592,9 @@ func ExampleNode_Subscribe() {
 		return
 	}
 
+	// The channel holds the latest metrics at once, then an update on
+	// every change of role, term, leader or membership, and every
+	// Config.MetricsInterval otherwise (10ms for these example nodes).
 	updates, unsubscribe := leader.Subscribe()
 	defer unsubscribe()
 	for {

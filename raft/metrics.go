@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -131,15 +132,30 @@ func (n *Node) Subscribe() (<-chan Metrics, func()) {
 	}
 }
 
-// Metrics returns the most recently published metrics.
+// Metrics returns the most recently published metrics: the role, term,
+// leader and membership are current, while counters and indexes may be up
+// to Config.MetricsInterval old (see CurrentMetrics).
 func (n *Node) Metrics() Metrics {
 	n.metrics.mu.Lock()
 	defer n.metrics.mu.Unlock()
 	return n.metrics.last
 }
 
-// publishMetrics runs on the main loop.
-func (n *Node) publishMetrics() {
+// CurrentMetrics gathers the node's metrics now, on its main loop, and
+// publishes them to subscribers too. Use it where a reading must be up to
+// date (a status page, a test); it waits for the loop, so polling it often
+// costs the node work that Metrics does not. It returns ErrStopped once the
+// node stopped, or ctx's error.
+func (n *Node) CurrentMetrics(ctx context.Context) (Metrics, error) {
+	var m Metrics
+	if err := n.control(ctx, func() { m = n.publishMetrics() }); err != nil {
+		return Metrics{}, err
+	}
+	return m, nil
+}
+
+// publishMetrics runs on the main loop; it returns what it published.
+func (n *Node) publishMetrics() Metrics {
 	s := n.eng.Status()
 	m := Metrics{
 		ID: n.cfg.ID, Group: n.cfg.Group, Role: s.Role, Term: s.Term, Leader: s.Leader,
@@ -160,4 +176,5 @@ func (n *Node) publishMetrics() {
 		})
 	}
 	n.metrics.publish(m)
+	return m
 }

@@ -463,6 +463,40 @@ func TestLeaderMetricsShowPeers(t *testing.T) {
 	}
 }
 
+// TestCurrentMetricsIsUpToDate checks that CurrentMetrics reflects a write
+// at once, where the periodic publication would show it only an interval
+// later (an hour here), and that it fails with ErrStopped after Stop.
+func TestCurrentMetricsIsUpToDate(t *testing.T) {
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.MetricsInterval = time.Hour }})
+	l := c.WaitLeader(waitLong)
+	n := c.Node(l)
+	for i := range 5 {
+		f, err := n.ProposeAsync(ctxT(t, waitLong), []byte{byte(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Wait(ctxT(t, waitLong)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := n.CurrentMetrics(ctxT(t, waitLong))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.CommitIndex < f.Index() || m.AppliedIndex < f.Index() || m.LastIndex < f.Index() || m.Role != raft.RoleLeader {
+			t.Fatalf("after applying index %d: CurrentMetrics %+v", f.Index(), m)
+		}
+		if got := n.Metrics(); got.At != m.At {
+			t.Fatalf("CurrentMetrics was not published: Metrics().At %v, CurrentMetrics().At %v", got.At, m.At)
+		}
+	}
+	if err := n.Stop(ctxT(t, waitLong)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.CurrentMetrics(ctxT(t, waitLong)); !errors.Is(err, raft.ErrStopped) {
+		t.Fatalf("CurrentMetrics after Stop: %v, want ErrStopped", err)
+	}
+}
+
 func TestStepRejectsOtherGroups(t *testing.T) {
 	c := rafttest.NewCluster(t, 1, rafttest.ClusterOptions{})
 	err := c.Node(1).Step(ctxT(t, time.Second), []raft.Message{{Type: raft.MsgHeartbeat, Group: 7, From: 2, To: 1, Term: 1}})

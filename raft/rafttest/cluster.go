@@ -387,7 +387,10 @@ func (c *Cluster) converged() error {
 			return fmt.Errorf("node %d has an empty log", id)
 		}
 		last := log[len(log)-1].Index
-		m := n.Metrics()
+		m, err := currentMetrics(n)
+		if err != nil {
+			return fmt.Errorf("node %d: %w", id, err)
+		}
 		if n.Applied() != last || m.CommitIndex < last {
 			return fmt.Errorf("node %d: last %d commit %d applied %d", id, last, m.CommitIndex, n.Applied())
 		}
@@ -490,6 +493,14 @@ func (c *Cluster) Stop() {
 	c.Net.Close()
 }
 
+// currentMetrics reads n's metrics as of now (a published reading may be
+// up to its MetricsInterval old).
+func currentMetrics(n *raft.Node) (raft.Metrics, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return n.CurrentMetrics(ctx)
+}
+
 // convergedByMetrics is converged for stores the cluster cannot inspect:
 // every live node has committed and applied the same last index.
 func (c *Cluster) convergedByMetrics() error {
@@ -500,7 +511,10 @@ func (c *Cluster) convergedByMetrics() error {
 		if n == nil {
 			continue
 		}
-		m := n.Metrics()
+		m, err := currentMetrics(n)
+		if err != nil {
+			return fmt.Errorf("node %d: %w", id, err)
+		}
 		if m.LastIndex == 0 || m.CommitIndex < m.LastIndex || n.Applied() != m.LastIndex {
 			return fmt.Errorf("node %d: last %d commit %d applied %d", id, m.LastIndex, m.CommitIndex, n.Applied())
 		}
