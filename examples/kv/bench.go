@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ func runBench(args []string) error {
 	clients := fs.Int("clients", 16, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "how long to write")
 	size := fs.Int("size", 128, "value bytes")
+	caFile := fs.String("tls-ca", "", "with https:// URLs, the CA (PEM) that signed the nodes' certificates")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -38,6 +40,13 @@ func runBench(args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
 	transport := &http.Transport{MaxIdleConnsPerHost: *clients}
+	if *caFile != "" {
+		pool, err := loadCA(*caFile)
+		if err != nil {
+			return err
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	hc := &http.Client{Transport: transport, Timeout: 15 * time.Second}
 	var ok, failed atomic.Int64
 	lats := make([][]time.Duration, *clients)

@@ -7,13 +7,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +24,10 @@ import (
 type cluster struct {
 	t       *testing.T
 	otlp    string // the test's OTLP collector
-	spans   *atomic.Int64
+	spans   *spanLog
+	tls     *testPKI // nil: plain HTTP
+	client  *http.Client
+	scheme  string
 	bin     string
 	data    string
 	members string
@@ -44,23 +45,21 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startCluster(t *testing.T) *cluster {
+// startCluster builds the example and starts three node processes, with
+// TLS when pki is not nil.
+func startCluster(t *testing.T, pki *testPKI) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "kv")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building the example: %v\n%s", err, out)
 	}
-	c := &cluster{t: t, bin: bin, data: filepath.Join(dir, "data"), procs: make([]*exec.Cmd, 3), spans: &atomic.Int64{}}
-	// A stand-in OpenTelemetry collector: it counts trace exports.
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/traces" {
-			c.spans.Add(1)
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(collector.Close)
-	c.otlp = strings.TrimPrefix(collector.URL, "http://")
+	c := &cluster{t: t, bin: bin, data: filepath.Join(dir, "data"), procs: make([]*exec.Cmd, 3), spans: newSpanLog(t),
+		tls: pki, client: http.DefaultClient, scheme: "http://"}
+	if pki != nil {
+		c.client, c.scheme = pki.client(false), "https://"
+	}
+	c.otlp = c.spans.addr
 	var parts []string
 	for i := 1; i <= 3; i++ {
 		h := freeAddr(t)
@@ -79,11 +78,18 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
-func (c *cluster) start(i int) {
-	cmd := exec.Command(c.bin, "-id", fmt.Sprint(i+1), "-members", c.members, "-data", c.data, "-log", "warn", "-otlp", c.otlp)
+func (c *cluster) start(i int, extra ...string) {
+	args := append([]string{"-id", fmt.Sprint(i + 1), "-members", c.members, "-data", c.data, "-log", "warn", "-otlp", c.otlp}, extra...)
+	if c.tls != nil {
+		args = append(args, "-tls-cert", c.tls.certFile, "-tls-key", c.tls.keyFile, "-tls-ca", c.tls.caFile)
+	}
+	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
+	}
+	for len(c.procs) <= i {
+		c.procs = append(c.procs, nil)
 	}
 	c.procs[i] = cmd
 }
@@ -98,7 +104,7 @@ func (c *cluster) kill(i int) {
 }
 
 func (c *cluster) status(i int) map[string]any {
-	resp, err := http.Get("http://" + c.https[i] + "/status")
+	resp, err := c.client.Get(c.scheme + c.https[i] + "/status")
 	if err != nil {
 		return nil
 	}
@@ -129,16 +135,24 @@ func (c *cluster) leader() int {
 // serial (on any live node) until the write is acknowledged or attempts
 // run out.
 func (c *cluster) put(client uint64, serial uint64, path, value string, attempts int) (map[string]any, bool) {
+	return c.putAt(-1, client, serial, path, value, attempts)
+}
+
+// putAt is put through node i only (any node when i < 0).
+func (c *cluster) putAt(at int, client uint64, serial uint64, path, value string, attempts int) (map[string]any, bool) {
 	for a := 0; a < attempts; a++ {
-		i := rand.IntN(len(c.https))
+		i := at
+		if i < 0 {
+			i = rand.IntN(len(c.https))
+		}
 		method := http.MethodPut
 		if strings.Contains(path, "/cas") {
 			method = http.MethodPost
 		}
-		req, _ := http.NewRequest(method, "http://"+c.https[i]+path, strings.NewReader(value))
+		req, _ := http.NewRequest(method, c.scheme+c.https[i]+path, strings.NewReader(value))
 		req.Header.Set("Raft-Client", fmt.Sprintf("%x", client))
 		req.Header.Set("Raft-Serial", fmt.Sprint(serial))
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := c.client.Do(req)
 		if err != nil {
 			time.Sleep(50 * time.Millisecond)
 			continue
@@ -161,7 +175,7 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
-	c := startCluster(t)
+	c := startCluster(t, nil)
 	c.leader()
 	client := rand.Uint64() | 1
 	var mu sync.Mutex
@@ -202,7 +216,7 @@ func TestEndToEnd(t *testing.T) {
 	// Every acknowledged write reads back, linearizably, through each node.
 	for i := range c.https {
 		for k, v := range acked {
-			resp, err := http.Get("http://" + c.https[i] + "/kv/" + k)
+			resp, err := c.client.Get(c.scheme + c.https[i] + "/kv/" + k)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,7 +229,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	resp, err := http.Get("http://" + c.https[l] + "/metrics")
+	resp, err := c.client.Get(c.scheme + c.https[l] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,12 +242,8 @@ func TestEndToEnd(t *testing.T) {
 	if fams["raft_commit_index"] == nil || fams["raft_is_leader"] == nil {
 		t.Fatalf("/metrics lacks the node's series: %d families", len(fams))
 	}
-	// Spans reach the collector (the exporter sends every few seconds).
-	deadline := time.Now().Add(20 * time.Second)
-	for c.spans.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no span export reached the OTLP collector")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// Spans reach the collector (the exporter sends every few seconds),
+	// and a write forwarded to the leader is one trace across processes:
+	// the follower's forward, then the leader's request and proposal.
+	c.spans.waitForwardedTrace(20 * time.Second)
 }

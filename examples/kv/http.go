@@ -18,16 +18,17 @@ import (
 const maxBody = 1 << 20
 
 func (k *kvNode) routes(mux *http.ServeMux) {
-	mux.HandleFunc("PUT /kv/{key}", k.handleWrite("put"))
-	mux.HandleFunc("DELETE /kv/{key}", k.handleWrite("delete"))
-	mux.HandleFunc("POST /kv/{key}/cas", k.handleWrite("cas"))
-	mux.HandleFunc("GET /kv/{key}", k.handleGet)
-	mux.HandleFunc("GET /status", k.handleStatus)
-	mux.HandleFunc("POST /admin/nonvoter", k.handleAddNonVoter)
-	mux.HandleFunc("POST /admin/membership", k.handleMembership)
-	mux.HandleFunc("POST /admin/transfer", k.handleTransfer)
-	mux.HandleFunc("POST /admin/snapshot", k.handleSnapshot)
-	mux.HandleFunc("POST /internal/propose", k.handlePropose)
+	handle := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, k.traced(pattern, h)) }
+	handle("PUT /kv/{key}", k.handleWrite("put"))
+	handle("DELETE /kv/{key}", k.handleWrite("delete"))
+	handle("POST /kv/{key}/cas", k.handleWrite("cas"))
+	handle("GET /kv/{key}", k.handleGet)
+	handle("GET /status", k.handleStatus)
+	handle("POST /admin/nonvoter", k.requireClientCert(k.handleAddNonVoter))
+	handle("POST /admin/membership", k.requireClientCert(k.handleMembership))
+	handle("POST /admin/transfer", k.requireClientCert(k.handleTransfer))
+	handle("POST /admin/snapshot", k.requireClientCert(k.handleSnapshot))
+	handle("POST /internal/propose", k.requireClientCert(k.handlePropose))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -116,18 +117,21 @@ func (k *kvNode) forward(ctx context.Context, leader raft.Member, cmd []byte) (a
 	if addr == "" {
 		return nil, fmt.Errorf("no HTTP address for leader %d", leader.ID)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/propose", bytes.NewReader(cmd))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.scheme()+addr+"/internal/propose", bytes.NewReader(cmd))
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if span := k.startForwardSpan(req, uint64(leader.ID)); span != nil {
+		defer span.End()
+	}
+	resp, err := k.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("forwarding to leader %d: %w", leader.ID, err)
 	}
 	defer resp.Body.Close()
 	var rep proposeReply
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
-		return nil, fmt.Errorf("forwarding to leader %d: %w", leader.ID, err)
+		return nil, fmt.Errorf("forwarding to leader %d (HTTP %s): %w", leader.ID, resp.Status, err)
 	}
 	switch {
 	case rep.NotLeader:
@@ -181,7 +185,7 @@ func (k *kvNode) handleGet(w http.ResponseWriter, r *http.Request) {
 	}
 	if errors.Is(err, raft.ErrNotLeader) {
 		if id, _ := k.node.Leader(); id != 0 && k.httpAddr(id) != "" {
-			http.Redirect(w, r, "http://"+k.httpAddr(id)+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+			http.Redirect(w, r, k.scheme()+k.httpAddr(id)+r.URL.RequestURI(), http.StatusTemporaryRedirect)
 			return
 		}
 	}
@@ -197,8 +201,15 @@ func (k *kvNode) handleGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"key": key, "value": v, "found": true})
 }
 
-func (k *kvNode) handleStatus(w http.ResponseWriter, _ *http.Request) {
-	m := k.node.Metrics()
+// handleStatus shows the node's metrics as of now.
+func (k *kvNode) handleStatus(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	m, err := k.node.CurrentMetrics(ctx)
+	if err != nil {
+		fail(w, statusOf(err), err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": m.ID, "role": m.Role.String(), "term": m.Term, "leader": m.Leader,
 		"commit": m.CommitIndex, "applied": m.AppliedIndex, "last": m.LastIndex, "first": m.FirstIndex,
@@ -213,17 +224,28 @@ type adminMember struct {
 	HTTP string      `json:"http"`
 }
 
-func (k *kvNode) learn(ms ...adminMember) []raft.Member {
+// learn makes the members' HTTP addresses known to every node, before
+// they join: each address is a command in the log (so nodes that restart,
+// or join later, learn it too) proposed through the leader.
+func (k *kvNode) learn(ctx context.Context, ms ...adminMember) ([]raft.Member, error) {
 	var out []raft.Member
 	for _, m := range ms {
-		if m.HTTP != "" {
-			k.hmu.Lock()
-			k.http[m.ID] = m.HTTP
-			k.hmu.Unlock()
+		if m.ID == 0 {
+			return nil, errors.New("member without an id")
+		}
+		if m.HTTP != "" && k.httpAddr(m.ID) != m.HTTP {
+			cmd, _ := json.Marshal(op{Kind: "addr", Node: uint64(m.ID), Value: []byte(m.HTTP)})
+			res, err := k.node.ProposeOrForward(ctx, cmd, k.forward)
+			if err == nil {
+				err, _ = res.(error)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("recording node %d's HTTP address: %w", m.ID, err)
+			}
 		}
 		out = append(out, raft.Member{ID: m.ID, Addr: m.Raft})
 	}
-	return out
+	return out, nil
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -239,9 +261,12 @@ func (k *kvNode) handleAddNonVoter(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &m) {
 		return
 	}
-	k.learn(m)
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
+	if _, err := k.learn(ctx, m); err != nil {
+		fail(w, statusOf(err), err)
+		return
+	}
 	if err := k.node.AddNonVoter(ctx, m.ID, m.Raft); err != nil {
 		fail(w, statusOf(err), err)
 		return
@@ -259,7 +284,17 @@ func (k *kvNode) handleMembership(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	if err := k.node.ChangeMembership(ctx, k.learn(req.Voters...), k.learn(req.NonVoters...)); err != nil {
+	voters, err := k.learn(ctx, req.Voters...)
+	if err != nil {
+		fail(w, statusOf(err), err)
+		return
+	}
+	nonVoters, err := k.learn(ctx, req.NonVoters...)
+	if err != nil {
+		fail(w, statusOf(err), err)
+		return
+	}
+	if err := k.node.ChangeMembership(ctx, voters, nonVoters); err != nil {
 		fail(w, statusOf(err), err)
 		return
 	}
@@ -292,9 +327,19 @@ func (k *kvNode) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "index": idx})
 }
 
-// httpAddr returns node id's HTTP address, "" if unknown.
+// httpAddr returns node id's HTTP address, "" if unknown: the one recorded
+// in the log (by an admin request) or else the one -members gave.
 func (k *kvNode) httpAddr(id raft.NodeID) string {
-	k.hmu.RLock()
-	defer k.hmu.RUnlock()
+	if a, ok := k.store.httpAddr(uint64(id)); ok {
+		return a
+	}
 	return k.http[id]
+}
+
+// scheme is how to reach other nodes' APIs.
+func (k *kvNode) scheme() string {
+	if k.tls != nil {
+		return "https://"
+	}
+	return "http://"
 }

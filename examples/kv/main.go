@@ -16,6 +16,9 @@
 //
 //	go run ./examples/kv bench -clients 64 -duration 10s
 //
+// -tls-cert, -tls-key and -tls-ca secure it: mutual TLS between the nodes,
+// HTTPS for the API, and client certificates for its admin endpoints.
+//
 // See examples/kv/README.md for the HTTP API.
 package main
 
@@ -59,6 +62,10 @@ func run(args []string) error {
 	join := fs.Bool("join", false, "with -id: a new node joining a running cluster (add it with POST /admin/nonvoter on the leader); -members lists the running members and this one")
 	otlp := fs.String("otlp", "", "send OpenTelemetry spans (propose, storage writes, network sends, apply) to this OTLP/HTTP collector, such as 127.0.0.1:4318")
 	level := fs.String("log", "info", "log level: debug, info, warn or error")
+	var tf tlsFiles
+	fs.StringVar(&tf.cert, "tls-cert", "", "this node's certificate (PEM): with -tls-key and -tls-ca, Raft traffic uses mutual TLS and the HTTP API serves HTTPS")
+	fs.StringVar(&tf.key, "tls-key", "", "the private key (PEM) of -tls-cert")
+	fs.StringVar(&tf.ca, "tls-ca", "", "the CA (PEM) that signed every node's certificate; /admin and /internal then need a client certificate it signed")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -83,6 +90,11 @@ func run(args []string) error {
 	}
 	base := nodeConfig{clusterID: *clusterID, members: members, storage: *storage, dataDir: *dataDir,
 		pgDSN: *pgDSN, redisAddr: *redisAddr, network: *network, natsURL: *natsURL, join: *join}
+	if tf.enabled() {
+		if base.tls, err = tf.load(); err != nil {
+			return err
+		}
+	}
 	if *join && *id == 0 {
 		return errors.New("-join needs -id")
 	}
@@ -119,7 +131,7 @@ func run(args []string) error {
 	for _, nid := range ids {
 		c := base
 		c.id = nid
-		c.log = log.With("node", uint64(nid))
+		c.log = log // raft and the networks name the node in their records; storeLog adds it
 		if c.self().id == 0 {
 			return fmt.Errorf("-id %d is not in -members", nid)
 		}
@@ -130,7 +142,7 @@ func run(args []string) error {
 			return err
 		}
 		nodes = append(nodes, n)
-		fmt.Printf("node %d: HTTP API on http://%s (Raft on %s, storage %s, network %s)\n", nid, n.ln.Addr(), c.self().raft, c.storage, c.network)
+		fmt.Printf("node %d: HTTP API on %s%s (Raft on %s, storage %s, network %s)\n", nid, n.scheme(), n.ln.Addr(), c.self().raft, c.storage, c.network)
 	}
 	fmt.Println("serving; interrupt (Ctrl-C) to stop")
 	<-ctx.Done()

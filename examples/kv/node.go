@@ -8,9 +8,9 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	goredis "github.com/redis/go-redis/v9"
@@ -46,6 +46,7 @@ type nodeConfig struct {
 	network   string // tcp, nats
 	natsURL   string
 	tracer    trace.TracerProvider // nil: no spans
+	tls       *tlsConfigs          // nil: plain TCP and HTTP
 	// join: a new node to be added to a running cluster (through
 	// /admin/nonvoter on the leader): it must not form a cluster of its own.
 	join bool
@@ -70,21 +71,26 @@ type kvNode struct {
 	net   raft.Network
 	srv   *http.Server
 	ln    net.Listener
-	hmu   sync.RWMutex
-	http  map[raft.NodeID]string // members' HTTP addresses, for forwarding
+	tls   *tlsConfigs // nil: plain HTTP
+	// client calls other nodes' APIs (forwarded writes).
+	client *http.Client
+	// http holds the HTTP addresses -members gave; the log's (store.http)
+	// take precedence.
+	http map[raft.NodeID]string
 }
 
 func openStorage(ctx context.Context, c nodeConfig) (raft.Storage, error) {
+	log := c.log.With("node", uint64(c.id))
 	switch c.storage {
 	case "memory":
 		return memory.New(), nil
 	case "disk":
-		return disk.Open(filepath.Join(c.dataDir, fmt.Sprintf("node-%d", c.id)), disk.Options{Logger: c.log})
+		return disk.Open(filepath.Join(c.dataDir, fmt.Sprintf("node-%d", c.id)), disk.Options{Logger: log})
 	case "postgres":
-		return postgres.Open(ctx, postgres.Options{DSN: c.pgDSN, Group: raft.GroupID(c.clusterID), Node: c.id, Logger: c.log})
+		return postgres.Open(ctx, postgres.Options{DSN: c.pgDSN, Group: raft.GroupID(c.clusterID), Node: c.id, Logger: log})
 	case "redis":
 		return redisstore.Open(ctx, redisstore.Options{Redis: &goredis.UniversalOptions{Addrs: []string{c.redisAddr}},
-			Group: raft.GroupID(c.clusterID), Node: c.id, Logger: c.log})
+			Group: raft.GroupID(c.clusterID), Node: c.id, Logger: log})
 	}
 	return nil, fmt.Errorf("unknown storage %q (memory, disk, postgres, redis)", c.storage)
 }
@@ -92,9 +98,18 @@ func openStorage(ctx context.Context, c nodeConfig) (raft.Storage, error) {
 func openNetwork(c nodeConfig) (raft.Network, error) {
 	switch c.network {
 	case "tcp":
-		return tcp.New(tcp.Config{ClusterID: c.clusterID, ID: c.id, Listen: c.self().raft, Logger: c.log})
+		cfg := tcp.Config{ClusterID: c.clusterID, ID: c.id, Listen: c.self().raft, Logger: c.log}
+		if c.tls != nil {
+			cfg.TLS = c.tls.raft // mutual TLS between the nodes
+		}
+		return tcp.New(cfg)
 	case "nats":
-		return rknats.New(rknats.Config{ClusterID: c.clusterID, ID: c.id, URL: c.natsURL, Prefix: "raftkit-kv", Logger: c.log})
+		cfg := rknats.Config{ClusterID: c.clusterID, ID: c.id, URL: c.natsURL, Prefix: "raftkit-kv", Logger: c.log}
+		if c.tls != nil {
+			// TLS to the NATS server, presenting the node's certificate.
+			cfg.Options = append(cfg.Options, natsgo.Secure(c.tls.client))
+		}
+		return rknats.New(cfg)
 	}
 	return nil, fmt.Errorf("unknown network %q (tcp, nats)", c.network)
 }
@@ -102,7 +117,10 @@ func openNetwork(c nodeConfig) (raft.Network, error) {
 // startNode opens the node's storage and network, starts Raft, joins the
 // initial cluster (a no-op after the first start) and serves HTTP.
 func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
-	k := &kvNode{cfg: c, store: newStore(), http: map[raft.NodeID]string{}}
+	k := &kvNode{cfg: c, store: newStore(), http: map[raft.NodeID]string{}, tls: c.tls, client: http.DefaultClient}
+	if c.tls != nil {
+		k.client = &http.Client{Transport: &http.Transport{TLSClientConfig: c.tls.client}}
+	}
 	for _, m := range c.members {
 		k.http[m.id] = m.http
 	}
@@ -151,7 +169,12 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 		return nil, fmt.Errorf("node %d: HTTP: %w", c.id, err)
 	}
 	k.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = k.srv.Serve(k.ln) }()
+	if c.tls != nil {
+		k.srv.TLSConfig = c.tls.http
+		go func() { _ = k.srv.ServeTLS(k.ln, "", "") }()
+	} else {
+		go func() { _ = k.srv.Serve(k.ln) }()
+	}
 	return k, nil
 }
 

@@ -13,20 +13,23 @@ import (
 // op is a write to the store, as it travels in the log (JSON: small,
 // readable in a log dump, and this example is about the wiring).
 type op struct {
-	Kind  string `json:"k"` // put, delete, cas
-	Key   string `json:"key"`
-	Value []byte `json:"v,omitempty"`   // any bytes (base64 in the JSON)
-	Old   []byte `json:"old,omitempty"` // cas: the value expected
+	Kind  string `json:"k"` // put, delete, cas, addr
+	Key   string `json:"key,omitempty"`
+	Node  uint64 `json:"node,omitempty"` // addr: the node whose HTTP address Value is
+	Value []byte `json:"v,omitempty"`    // any bytes (base64 in the JSON)
+	Old   []byte `json:"old,omitempty"`  // cas: the value expected
 }
 
-// store is the replicated map. Apply runs on the node's apply goroutine;
-// HTTP handlers read under the lock.
+// store is the replicated map, and the members' HTTP addresses recorded by
+// admin requests. Apply runs on the node's apply goroutine; HTTP handlers
+// read under the lock.
 type store struct {
 	mu   sync.RWMutex
 	data map[string]string
+	http map[uint64]string
 }
 
-func newStore() *store { return &store{data: map[string]string{}} }
+func newStore() *store { return &store{data: map[string]string{}, http: map[uint64]string{}} }
 
 // Apply applies writes. A put or delete returns nil; a cas returns whether
 // it swapped. A command that does not decode fails alone (its result is
@@ -52,6 +55,8 @@ func (s *store) Apply(ents []raft.Entry, results []any) error {
 				s.data[o.Key] = string(o.Value)
 			}
 			results[i] = swapped
+		case "addr":
+			s.http[o.Node] = string(o.Value)
 		default:
 			results[i] = fmt.Errorf("bad command kind %q", o.Kind)
 		}
@@ -66,29 +71,57 @@ func (s *store) get(key string) (string, bool) {
 	return v, ok
 }
 
-// Snapshot copies the map (a real service would use a copy-on-write
+// httpAddr returns node's recorded HTTP address.
+func (s *store) httpAddr(node uint64) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.http[node]
+	return a, ok
+}
+
+// Snapshot copies the maps (a real service would use a copy-on-write
 // structure or a database snapshot).
 func (s *store) Snapshot() (raft.Snapshot, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return mapSnapshot(maps.Clone(s.data)), nil
+	return &storeSnapshot{Version: 2, Data: maps.Clone(s.data), HTTP: maps.Clone(s.http)}, nil
 }
 
+// Restore reads a snapshot; one written before HTTP addresses were
+// recorded is the bare map of keys.
 func (s *store) Restore(r io.Reader) error {
-	data := map[string]string{}
-	if err := json.NewDecoder(r).Decode(&data); err != nil {
+	b, err := io.ReadAll(r)
+	if err != nil {
 		return fmt.Errorf("kv snapshot: %w", err)
 	}
+	var snap storeSnapshot
+	if err := json.Unmarshal(b, &snap); err != nil || snap.Version < 2 {
+		snap = storeSnapshot{}
+		if err := json.Unmarshal(b, &snap.Data); err != nil {
+			return fmt.Errorf("kv snapshot: %w", err)
+		}
+	}
+	if snap.Data == nil {
+		snap.Data = map[string]string{}
+	}
+	if snap.HTTP == nil {
+		snap.HTTP = map[uint64]string{}
+	}
 	s.mu.Lock()
-	s.data = data
+	s.data, s.http = snap.Data, snap.HTTP
 	s.mu.Unlock()
 	return nil
 }
 
-type mapSnapshot map[string]string
+// storeSnapshot is the snapshot's JSON form.
+type storeSnapshot struct {
+	Version int               `json:"version"`
+	Data    map[string]string `json:"data"`
+	HTTP    map[uint64]string `json:"http,omitempty"`
+}
 
-func (m mapSnapshot) WriteTo(w io.Writer) (int64, error) {
-	b, err := json.Marshal(map[string]string(m))
+func (m *storeSnapshot) WriteTo(w io.Writer) (int64, error) {
+	b, err := json.Marshal(m)
 	if err != nil {
 		return 0, err
 	}
@@ -96,4 +129,4 @@ func (m mapSnapshot) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-func (mapSnapshot) Release() {}
+func (*storeSnapshot) Release() {}
