@@ -89,8 +89,9 @@ func ExampleNode_ChangeMembership() {
 
 	// Promote it: the new voters are the old ones plus node 4, with their
 	// addresses. ChangeMembership returns once C_new is committed.
-	voters := leader.Metrics().Membership.Voters
-	voters = append(voters, raft.Member{ID: 4, Addr: "node-4"})
+	// (Clone: the slices of a Metrics value are shared with other readers.)
+	current := leader.Metrics().Membership.Clone()
+	voters := append(current.Voters, raft.Member{ID: 4, Addr: "node-4"})
 	if err := leader.ChangeMembership(ctx, voters, nil); err != nil {
 		// ErrNotLeader or ErrLeadershipLost if leadership moved meanwhile,
 		// ErrConfigChangeInProgress if another change is running.

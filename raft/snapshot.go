@@ -7,6 +7,9 @@ import (
 	"io"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/raftkit/raftkit/raft/internal/engine"
 )
 
@@ -116,13 +119,22 @@ func (a *applier) takeSnapshot(waiter chan snapshotResult) {
 	n := a.n
 	write := func() {
 		ctx := context.Background()
+		var span trace.Span
+		if n.trace.on() {
+			_, span = n.trace.start(ctx, "raft.snapshot.write", attribute.Int64("raft.index", int64(meta.Index)))
+		}
 		w, err := n.store.CreateSnapshot(ctx, meta)
+		var size int64
 		if err == nil {
-			if _, err = s.WriteTo(w); err != nil {
+			if size, err = s.WriteTo(w); err != nil {
 				_ = w.Abort()
 			}
 		}
 		s.Release()
+		if span != nil {
+			span.SetAttributes(attribute.Int64("raft.bytes", size))
+			end(span, err)
+		}
 		if err != nil {
 			n.post(loopEvent{snapshotDone: &snapshotDone{meta: meta, err: fmt.Errorf("raft: writing snapshot %d: %w", meta.Index, err), waiter: waiter}})
 			return
@@ -274,8 +286,16 @@ func (a *applier) restore(t *restoreTask) error {
 		n.post(loopEvent{installed: &snapshotInstalled{leader: t.leader, meta: meta}})
 		return nil
 	}
+	var span trace.Span
+	if n.trace.on() {
+		_, span = n.trace.start(context.Background(), "raft.snapshot.restore",
+			attribute.Int64("raft.index", int64(meta.Index)), attribute.Int64("raft.leader", int64(t.leader)))
+	}
 	err = n.cfg.StateMachine.Restore(rc)
 	rc.Close()
+	if span != nil {
+		end(span, err)
+	}
 	if err != nil {
 		return fmt.Errorf("raft: restoring snapshot %d: %w", meta.Index, err)
 	}

@@ -21,8 +21,11 @@ const tracerName = "github.com/raftkit/raftkit/raft"
 // raft.applied), its child raft.replicate (from the leader's append to the
 // commit: the time spent making the entry durable on a majority, §5.3),
 // raft.storage.Save (one durable write: entries and hard state),
-// raft.apply (one batch handed to the state machine) and
-// raft.network.Send (one batch of messages handed to the network).
+// raft.apply (one batch handed to the state machine), raft.network.Send
+// (one batch of messages handed to the network), raft.snapshot.write (the
+// state machine's snapshot written to storage, with its size) and
+// raft.snapshot.restore (a snapshot from the leader restored into the state
+// machine).
 type tracing struct {
 	t     trace.Tracer
 	attrs []attribute.KeyValue

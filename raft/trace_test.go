@@ -110,3 +110,45 @@ func TestTracingReplicateAndCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestTracingSnapshots checks the snapshot spans: raft.snapshot.write on
+// every node taking one, and raft.snapshot.restore on a follower that
+// catches up from the leader's snapshot.
+func TestTracingSnapshots(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(ctxT(t, waitLong))
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{KV: true, Configure: func(cfg *raft.Config) {
+		cfg.SnapshotEntries, cfg.SnapshotTrailingEntries, cfg.TracerProvider = 50, 5, tp
+	}})
+	l := c.WaitLeader(waitLong)
+	f := otherThan(c, l)
+	c.Crash(f)
+	writeN(t, c, 200, "x")
+	metricsOf(t, c, c.Leader(), func(m raft.Metrics) bool { return m.FirstIndex > 50 })
+	c.Restart(f)
+	metricsOf(t, c, f, func(m raft.Metrics) bool { return m.SnapshotsReceived > 0 })
+	deadline := time.Now().Add(waitLong)
+	for {
+		var writes, restores int
+		for _, s := range rec.Ended() {
+			switch s.Name() {
+			case "raft.snapshot.write":
+				writes++
+			case "raft.snapshot.restore":
+				for _, a := range s.Attributes() {
+					if a.Key == "raft.node" && a.Value.AsInt64() == int64(f) {
+						restores++
+					}
+				}
+			}
+		}
+		if writes > 0 && restores > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d raft.snapshot.write spans, %d raft.snapshot.restore on node %d", writes, restores, f)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
