@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,18 +82,39 @@ func (a *applier) enqueue(t applyTask) {
 }
 
 // register records proposals just appended at consecutive indexes from
-// first in term. A registered proposal at or after first is one whose entry
-// was truncated away (this node's log was overwritten by another leader
-// before it led again), so it is dropped.
+// first in term. Proposals already registered at or after first were
+// appended by this node in an earlier term and have since been truncated
+// from its log (another leader overwrote them before this node led again).
+// They stay pending: another node may still hold such an entry and commit
+// it as a later leader (§5.4.2, figure 8), so only the entry finally
+// committed at their index tells whether they were applied (complete
+// compares its term). The queue stays sorted by index; equal indexes keep
+// their append order.
 func (a *applier) register(fs []*Future) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	first := fs[0].index
-	for len(a.pending) > 0 && a.pending[len(a.pending)-1].index >= first {
-		a.pending[len(a.pending)-1].finish(nil, ErrProposalDropped)
-		a.pending = a.pending[:len(a.pending)-1]
+	k := len(a.pending)
+	for k > 0 && a.pending[k-1].index >= first {
+		k--
 	}
-	a.pending = append(a.pending, fs...)
+	if k == len(a.pending) {
+		a.pending = append(a.pending, fs...)
+		return
+	}
+	stale := slices.Clone(a.pending[k:])
+	merged := append(a.pending[:k], make([]*Future, 0, len(stale)+len(fs))...)
+	i, j := 0, 0
+	for i < len(stale) || j < len(fs) {
+		if j == len(fs) || (i < len(stale) && stale[i].index <= fs[j].index) {
+			merged = append(merged, stale[i])
+			i++
+		} else {
+			merged = append(merged, fs[j])
+			j++
+		}
+	}
+	a.pending = merged
 }
 
 // waitRead completes r once the state machine has applied r.index.
@@ -251,8 +273,9 @@ func (a *applier) applyEntries(ents []Entry) error {
 }
 
 // complete answers the proposals whose entries were just applied. A
-// proposal whose index now holds an entry of another term was overwritten
-// by another leader: it was not applied and is reported dropped.
+// proposal whose index holds a committed entry of another term was
+// overwritten by another leader: it was not applied and is reported
+// dropped.
 func (a *applier) complete(ents []Entry, results []any) {
 	last := ents[len(ents)-1].Index
 	a.mu.Lock()
@@ -271,7 +294,9 @@ func (a *applier) complete(ents []Entry, results []any) {
 	i := 0
 	for _, f := range done {
 		if f.index < first {
-			f.finish(nil, ErrProposalDropped)
+			// Its index was applied without it being matched: nothing
+			// tells whether its entry was the one applied.
+			f.finish(nil, ErrOutcomeUnknown)
 			continue
 		}
 		for i < len(ents) && ents[i].Index < f.index {

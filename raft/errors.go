@@ -13,8 +13,9 @@ var (
 	ErrStopped = errors.New("raft: node stopped")
 	// ErrProposalTooLarge is returned for a command over Config.MaxEntryBytes.
 	ErrProposalTooLarge = errors.New("raft: proposal too large")
-	// ErrProposalDropped is returned when a proposal's entry was replaced by
-	// another leader's entry: the command was not applied and may be retried.
+	// ErrProposalDropped is returned when another leader's entry was
+	// committed at the proposal's index: the command was not applied and
+	// never will be, so it may be retried.
 	ErrProposalDropped = errors.New("raft: proposal dropped")
 	// ErrLeadershipLost is returned for a read whose leader stepped down
 	// before it could confirm leadership.
