@@ -2,9 +2,30 @@ package engine
 
 import "github.com/raftkit/raftkit/raft/internal/quorum"
 
-// promotable reports whether this node may campaign: it must be a voter of
-// the configuration in its log.
+// promotable reports whether this node is a voter of the configuration in
+// force (its newest): what its role shows.
 func (e *Engine) promotable() bool { return e.membership.IsVoter(e.id) }
+
+// mayCampaign reports whether this node may start an election: a voter of
+// its newest configuration, or, while that configuration is uncommitted, a
+// voter of the one before it. Thesis §4.2.2: a server left out of its own
+// newest configuration must still start elections until that entry
+// commits, as the others may need it to elect anyone (the nodes that hold
+// only C_old,new need a majority of C_old). Winning, it commits the
+// configuration that removes it and steps down (maybeStepDownRemoved).
+func (e *Engine) mayCampaign() bool {
+	if e.membership.IsVoter(e.id) {
+		return true
+	}
+	if e.pendingConfIndex <= e.log.committed {
+		return false
+	}
+	prev := e.snapConfig
+	if n := len(e.configs); n >= 2 {
+		prev = e.configs[n-2].Membership
+	}
+	return prev.IsVoter(e.id)
+}
 
 func (e *Engine) resetTimers() {
 	e.electionElapsed = 0
@@ -174,7 +195,7 @@ func (e *Engine) syncProgress() {
 		case pr.departAt == 0:
 			pr.departAt = e.pendingConfIndex
 		}
-		if pr.departAt > 0 && (pr.match >= pr.departAt || e.now-pr.lastContact > uint64(100*e.cfg.ElectionTicks)) {
+		if pr.departAt > 0 && (pr.departed() || e.now-pr.lastContact > uint64(100*e.cfg.ElectionTicks)) {
 			// It holds its removal, or has been silent too long to wait
 			// for: stop tracking it for the rest of this leadership.
 			delete(e.prs, id)

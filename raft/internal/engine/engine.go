@@ -350,7 +350,7 @@ func (e *Engine) Tick() {
 		e.tickLeader()
 		return
 	}
-	if e.promotable() && e.electionElapsed >= e.randomizedTimeout {
+	if e.mayCampaign() && e.electionElapsed >= e.randomizedTimeout {
 		e.electionElapsed = 0
 		e.campaign(true, false)
 	}

@@ -235,3 +235,58 @@ func TestNextLeaderTellsRemovedNode(t *testing.T) {
 		t.Fatal("leader keeps tracking node 5 after it learned")
 	}
 }
+
+// TestNodesBeingRemovedCampaignUntilCNewCommits: 5 voters shrink to 3. The
+// leader commits C_old,new, appends C_new, which reaches only the two
+// nodes being removed (4 and 5), and dies. Nodes 2 and 3 (C_old,new in
+// force) need a vote of 4 or 5 for a majority of C_old, and 4 and 5 refuse
+// them, their logs being longer. Unless 4 or 5 campaign, no leader is ever
+// elected: a node left out of its newest configuration must still start
+// elections while that configuration is uncommitted (thesis §4.2.2). One
+// of them wins, commits C_new and steps down; then 2 or 3 leads C_new.
+func TestNodesBeingRemovedCampaignUntilCNewCommits(t *testing.T) {
+	w := newWorld(t, 5)
+	w.elect(1)
+	joint := Membership{Voters: voters(1, 2, 3), OutgoingVoters: voters(1, 2, 3, 4, 5), Removed: voters(4, 5)}
+	if _, err := w.nodes[1].e.ProposeConfig(joint); err != nil {
+		t.Fatal(err)
+	}
+	// Everything is delivered, except the leader's C_new append to 2 and 3.
+	w.deliverOnly(func(m Message) bool {
+		isCNew := m.From == 1 && m.Type == MsgApp && len(m.Entries) > 0 &&
+			m.Entries[len(m.Entries)-1].Type == EntryConfig && !containsCfgJoint(m.Entries)
+		return !isCNew || m.To == 4 || m.To == 5
+	})
+	for _, id := range []NodeID{4, 5} {
+		if m := w.nodes[id].e.Membership(); m.IsJoint() || m.Contains(id) {
+			t.Fatalf("node %d should hold C_new without itself, has %+v", id, m)
+		}
+	}
+	for _, id := range []NodeID{2, 3} {
+		if m := w.nodes[id].e.Membership(); !m.IsJoint() {
+			t.Fatalf("node %d should hold C_old,new, has %+v", id, m)
+		}
+	}
+	w.isolate(1)
+	w.tick(30*w.nodes[2].e.cfg.ElectionTicks, 2, 3, 4, 5)
+	var ls []NodeID
+	for _, id := range w.leaders() {
+		if id != 1 {
+			ls = append(ls, id)
+		}
+	}
+	if len(ls) != 1 || (ls[0] != 2 && ls[0] != 3) {
+		t.Fatalf("leaders among 2..5 = %v, want one of 2 and 3", ls)
+	}
+	for _, id := range []NodeID{2, 3, 4, 5} {
+		m := w.nodes[id].e.Membership()
+		if m.IsJoint() || m.Contains(4) || m.Contains(5) {
+			t.Fatalf("node %d ends with %+v, want C_new {1,2,3}", id, m)
+		}
+	}
+	for _, id := range []NodeID{4, 5} {
+		if r := w.nodes[id].e.Role(); r == PreCandidate || r == Candidate {
+			t.Fatalf("removed node %d still campaigns after C_new committed: %v", id, r)
+		}
+	}
+}

@@ -52,8 +52,18 @@ type progress struct {
 
 	voter bool
 	// departAt is, for a peer removed from the configuration, the index of
-	// the entry that removed it; the leader drops the peer once it holds it.
+	// the entry that removed it; the leader drops the peer once it holds it
+	// and has been told it is committed (departed).
 	departAt uint64
+	// commitSent is the highest commit index sent to the peer.
+	commitSent uint64
+}
+
+// departed reports whether a removed peer holds the entry that removed it
+// and knows that entry committed: it then stops campaigning (mayCampaign)
+// and needs nothing more from the leader.
+func (p *progress) departed() bool {
+	return p.departAt > 0 && p.match >= p.departAt && p.commitSent >= p.departAt
 }
 
 func (p *progress) becomeProbe() {

@@ -92,6 +92,7 @@ func (e *Engine) sendEntries(pr *progress, prevIndex, prevTerm uint64, ents []En
 		bytes += ents[i].Size()
 	}
 	e.send(Message{Type: MsgApp, To: pr.id, Index: prevIndex, LogTerm: prevTerm, Entries: ents, Commit: commit})
+	pr.commitSent = max(pr.commitSent, min(commit, prevIndex+uint64(len(ents))))
 	pr.sentEntries(prevIndex+uint64(len(ents)), bytes)
 	e.sentCommitMax = max(e.sentCommitMax, commit)
 }
@@ -194,7 +195,7 @@ func (e *Engine) stepLeader(m Message) {
 				pr.becomeReplicate()
 			}
 			e.commitDirty = true
-			if pr.departAt > 0 && pr.match >= pr.departAt {
+			if pr.departed() {
 				e.syncProgress() // it knows it was removed: stop tracking it
 				return
 			}
@@ -212,6 +213,10 @@ func (e *Engine) stepLeader(m Message) {
 			pr.freeFirstInflight()
 		}
 		e.reads.ack(pr, m.Context)
+		if pr.departed() {
+			e.syncProgress() // it heard that its removal committed: stop tracking it
+			return
+		}
 		if pr.match < e.log.last {
 			// The peer lags. Appends may have been lost with nothing new
 			// to send after them, so send one even if empty: the peer
@@ -265,6 +270,8 @@ func (e *Engine) flushCommit() {
 func (e *Engine) bcastHeartbeat() {
 	seq := e.reads.startRound(e.now)
 	for _, pr := range e.peers {
-		e.send(Message{Type: MsgHeartbeat, To: pr.id, Commit: min(pr.match, e.log.committed), Context: seq})
+		c := min(pr.match, e.log.committed)
+		e.send(Message{Type: MsgHeartbeat, To: pr.id, Commit: c, Context: seq})
+		pr.commitSent = max(pr.commitSent, c)
 	}
 }
