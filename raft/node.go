@@ -568,9 +568,13 @@ func (n *Node) control(ctx context.Context, fn func()) error {
 }
 
 // Initialize forms a new cluster of members on a brand-new node. Call it on
-// every initial node with the same members (in the same order); on a node
-// that already holds this configuration it does nothing, so it is safe to
-// call on every start. It returns once the configuration is durable.
+// every initial node with the same members (in the same order). On a node
+// that already holds state it changes nothing, so it is safe to call on
+// every start: it returns nil when the node's first configuration entry
+// (index 1) is these members, or when a snapshot has compacted that entry
+// away, and an error wrapping ErrBadConfig when index 1 holds another
+// configuration, or the node has state but no index 1 (it joined another
+// cluster). It returns once the configuration is durable.
 func (n *Node) Initialize(ctx context.Context, members []Member) error {
 	var err error
 	var durable chan error

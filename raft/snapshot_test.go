@@ -1,6 +1,7 @@
 package raft_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -179,4 +180,38 @@ func TestSnapshotOnDemand(t *testing.T) {
 	if err != nil || again != idx {
 		t.Fatalf("second Snapshot() with nothing new = %d, %v; want %d", again, err, idx)
 	}
+}
+
+// TestInitializeAfterCompaction: Initialize is documented safe to call on
+// every start. Once a snapshot has compacted the first configuration
+// entry away it must still answer nil for the cluster's members, on the
+// running node and after a restart; a different membership on a node
+// whose index 1 is still in the log is refused.
+func TestInitializeAfterCompaction(t *testing.T) {
+	c := snapshotCluster(t, 20, rafttest.NoTrailing, 0)
+	l := c.WaitLeader(waitLong)
+	var members []raft.Member
+	for _, id := range c.IDs() {
+		members = append(members, c.Member(id))
+	}
+	if err := c.Node(l).Initialize(ctxT(t, waitLong), members); err != nil {
+		t.Fatalf("Initialize again before compaction: %v", err)
+	}
+	if err := c.Node(l).Initialize(ctxT(t, waitLong), members[:1]); !errors.Is(err, raft.ErrBadConfig) {
+		t.Fatalf("Initialize with other members: %v, want ErrBadConfig", err)
+	}
+	writeN(t, c, 60, "x")
+	for _, id := range c.IDs() {
+		metricsOf(t, c, id, func(m raft.Metrics) bool { return m.FirstIndex > 1 })
+		if err := c.Node(id).Initialize(ctxT(t, waitLong), members); err != nil {
+			t.Fatalf("node %d: Initialize after compaction: %v", id, err)
+		}
+	}
+	f := otherThan(c, c.Leader())
+	c.Crash(f)
+	c.Restart(f)
+	if err := c.Node(f).Initialize(ctxT(t, waitLong), members); err != nil {
+		t.Fatalf("node %d: Initialize after compaction and restart: %v", f, err)
+	}
+	writeN(t, c, 5, "after")
 }

@@ -67,21 +67,30 @@ func memberIDs(ms []Member) quorum.Majority {
 
 // Bootstrap gives a brand-new node its first configuration: an entry at
 // index 1, term 1, identical on every node that bootstraps with the same
-// members. On a node that already has this configuration it does nothing;
-// on one with any other state it returns ErrInitialized.
+// members. On a node that already holds state it changes nothing: it
+// returns nil if the entry at index 1 is this configuration, or if a
+// snapshot has compacted index 1 away (the node was initialized, and what
+// with can no longer be checked); else ErrInitialized.
 func (e *Engine) Bootstrap(m Membership) error {
 	if len(m.Voters) == 0 {
 		return fmt.Errorf("engine: bootstrap needs at least one voter")
 	}
 	data := EncodeMembership(m)
 	if e.log.last > 0 || e.log.snapIndex > 0 || e.term > 0 {
-		if len(e.configs) > 0 && e.configs[0].Index == 1 {
-			if ents, ok := e.log.cached(1, 2, 0); ok && bytes.Equal(ents[0].Data, data) {
+		if ents, ok := e.log.cached(1, 2, 0); ok && len(ents) == 1 {
+			if ents[0].Type == EntryConfig && bytes.Equal(ents[0].Data, data) {
 				return nil
 			}
+			return ErrInitialized
+		}
+		if len(e.configs) > 0 && e.configs[0].Index == 1 {
 			if bytes.Equal(EncodeMembership(e.configs[0].Membership), data) {
 				return nil
 			}
+			return ErrInitialized
+		}
+		if e.log.snapIndex >= 1 {
+			return nil
 		}
 		return ErrInitialized
 	}
