@@ -86,8 +86,10 @@ type Config struct {
 	MetricsInterval time.Duration
 	// Logger receives structured logs. Nil means silent.
 	Logger *slog.Logger
-	// TracerProvider, when set, receives OpenTelemetry spans: raft.Propose,
-	// raft.storage.Save, raft.apply and raft.network.Send (pass
+	// TracerProvider, when set, receives OpenTelemetry spans: raft.Propose
+	// (with events raft.appended, raft.committed, raft.applied) and its
+	// child raft.replicate, raft.storage.Save, raft.apply,
+	// raft.network.Send, raft.snapshot.write and raft.snapshot.restore (pass
 	// otel.GetTracerProvider() to use the global one). Nil records none,
 	// at no cost.
 	TracerProvider trace.TracerProvider

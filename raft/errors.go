@@ -9,7 +9,10 @@ var (
 	// ErrNotLeader is returned by calls only the leader can serve. The error
 	// is a *NotLeaderError that names the leader when it is known.
 	ErrNotLeader = errors.New("raft: not the leader")
-	// ErrStopped is returned by calls on a node that has stopped.
+	// ErrStopped is returned by calls on a node that has stopped. A
+	// proposal already appended when the node stopped also ends with it:
+	// its outcome is then unknown (it may commit through another leader),
+	// as with ErrOutcomeUnknown.
 	ErrStopped = errors.New("raft: node stopped")
 	// ErrProposalTooLarge is returned for a command over Config.MaxEntryBytes.
 	ErrProposalTooLarge = errors.New("raft: proposal too large")

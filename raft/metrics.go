@@ -22,7 +22,9 @@ type PeerMetrics struct {
 	State string
 }
 
-// Metrics is a point-in-time view of a node.
+// Metrics is a point-in-time view of a node. Its slices (Membership's and
+// Peers) are shared by every reader of the same publication: treat them as
+// read-only, and Clone a Membership before changing it.
 type Metrics struct {
 	ID         NodeID
 	Group      GroupID

@@ -461,13 +461,15 @@ func (n *Node) updateView() {
 	if v.removed && !n.lastView.removed {
 		n.log.Warn("this node was removed from the cluster")
 	}
+	n.lastView = v
+	n.view.Store(&v)
+	n.publishMetrics()
+	// After the view: a caller whose TransferLeadership returns sees the
+	// new leader in Role, Leader and Metrics.
 	if n.transfer != nil && v.role != RoleLeader && v.leader != 0 && v.leader != n.cfg.ID {
 		n.transfer.finish(nil)
 		n.transfer = nil
 	}
-	n.lastView = v
-	n.view.Store(&v)
-	n.publishMetrics()
 }
 
 func (n *Node) membershipChanged() bool {

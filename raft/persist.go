@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"sync"
 	"time"
 )
@@ -113,9 +114,13 @@ func (p *persister) writeInline(j *persistJob) bool {
 	if j.hs != nil || len(j.ents) > 0 {
 		// No deadline: an InlineSaver does not wait, and a timer per write
 		// would cost more than the write.
-		err := p.n.store.Save(context.Background(), j.hs, j.ents)
+		var span trace.Span
 		if p.n.trace.on() {
-			end(p.n.trace.save(len(j.ents), j.hs != nil), err)
+			span = p.n.trace.save(len(j.ents), j.hs != nil)
+		}
+		err := p.n.store.Save(context.Background(), j.hs, j.ents)
+		if span != nil {
+			end(span, err)
 		}
 		if err != nil {
 			p.n.log.Error("storage write failed; retrying", "attempt", 0, "entries", len(j.ents), "err", err)

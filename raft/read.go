@@ -28,7 +28,8 @@ func (r *readRequest) finish(index uint64, err error) {
 // When it returns nil, reading the state machine directly observes every
 // write acknowledged before ReadIndex was called. It returns the index the
 // read is served at. Only the leader serves it; a follower returns a
-// *NotLeaderError (forward the read, see Forward).
+// *NotLeaderError naming the leader: send the read there (examples/kv
+// redirects it), or serve a stale read from local state.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	return n.read(ctx, false)
 }

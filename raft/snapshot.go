@@ -48,6 +48,10 @@ type snapshotDone struct {
 	compacted uint64
 	err       error
 	waiter    chan snapshotResult
+	// superseded is set, to the installed snapshot's index, when the own
+	// snapshot was dropped because one from the leader at or past it was
+	// installed meanwhile.
+	superseded uint64
 }
 
 // restoreTask asks the applier to restore the state machine from the
@@ -92,14 +96,18 @@ func (a *applier) maybeSnapshot() {
 // Apply runs meanwhile) and writes it out concurrently.
 func (a *applier) takeSnapshot(waiter chan snapshotResult) {
 	applied := a.applied.Load()
+	// The flag is read and the waiter queued under the lock that
+	// snapshotFinished holds to take the waiters and clear the flag, so a
+	// waiter is never queued after the last snapshot's waiters were taken.
+	a.mu.Lock()
 	if a.snapshotting.Load() {
 		if waiter != nil {
-			a.mu.Lock()
 			a.snapshotWaiters = append(a.snapshotWaiters, waiter)
-			a.mu.Unlock()
 		}
+		a.mu.Unlock()
 		return
 	}
+	a.mu.Unlock()
 	if applied <= a.lastSnapshot.Load() {
 		if waiter != nil {
 			waiter <- snapshotResult{index: a.lastSnapshot.Load()}
@@ -156,20 +164,24 @@ func (a *applier) takeSnapshot(waiter chan snapshotResult) {
 // failed).
 func (n *Node) snapshotFinished(d *snapshotDone) {
 	a := n.applier
-	if d.err == nil {
+	switch {
+	case d.superseded > 0:
+		n.log.Info("own snapshot dropped: a newer one from the leader was installed", "index", d.meta.Index, "installed", d.superseded)
+		d.meta.Index = d.superseded // what a waiter gets: the latest snapshot
+	case d.err == nil:
 		n.eng.SnapshotTaken(d.meta)
 		n.eng.Compacted(d.compacted)
 		a.lastSnapshot.Store(d.meta.Index)
 		n.snaps.taken.Add(1)
 		n.log.Info("snapshot taken", "index", d.meta.Index, "compacted_through", d.compacted)
-	} else {
+	default:
 		n.log.Error("snapshot failed", "err", d.err)
 	}
 	a.mu.Lock()
 	waiters := append(a.snapshotWaiters, d.waiter)
 	a.snapshotWaiters = nil
-	a.mu.Unlock()
 	a.snapshotting.Store(false)
+	a.mu.Unlock()
 	for _, w := range waiters {
 		if w != nil {
 			w <- snapshotResult{index: d.meta.Index, err: d.err}
@@ -181,6 +193,16 @@ func (n *Node) snapshotFinished(d *snapshotDone) {
 func (p *persister) commitOwn(o *ownSnapshot) {
 	ctx := context.Background()
 	d := &snapshotDone{meta: o.meta, waiter: o.waiter}
+	if o.meta.Index <= p.floor {
+		// A snapshot from the leader at or past this one was installed
+		// while this one was written: committing it would make an older
+		// snapshot the latest and could compact entries the installed
+		// one does not cover. Drop it.
+		_ = o.w.Abort()
+		d.superseded = p.floor
+		p.n.post(loopEvent{snapshotDone: d})
+		return
+	}
 	if err := o.w.Commit(ctx); err != nil {
 		_ = o.w.Abort() // release what was written; a no-op if it did commit
 		d.err = fmt.Errorf("raft: committing snapshot %d: %w", o.meta.Index, err)

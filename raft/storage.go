@@ -11,8 +11,11 @@ type State struct {
 	HardState HardState
 	// Snapshot describes the latest snapshot; Index is 0 when there is none.
 	Snapshot SnapshotMeta
-	// FirstIndex is the index of the first entry in the log. After a
-	// compaction it is greater than Snapshot.Index; a new store reports 1.
+	// FirstIndex is the index of the first entry in the log: 1 for a new
+	// store, upTo+1 after Compact(upTo). Compaction keeps trailing entries
+	// behind the snapshot (Config.SnapshotTrailingEntries), so it may be at
+	// or below Snapshot.Index; after a Commit that discarded the log it is
+	// Snapshot.Index+1.
 	FirstIndex uint64
 	// LastIndex is the index of the last entry in the log, or Snapshot.Index
 	// (0 for a new store) when the log holds no entries.
@@ -115,7 +118,10 @@ type SnapshotWriter interface {
 	// log holds the entry at meta.Index with term meta.Term, the log is kept
 	// (compaction is a separate step); otherwise the whole log is discarded,
 	// leaving FirstIndex = LastIndex+1 = meta.Index+1 (Raft paper §7). The
-	// hard state is untouched.
+	// hard state is untouched. The node never commits a snapshot at or
+	// below the latest one (it drops its own snapshot when a newer one from
+	// the leader was installed while it was written); a store may still
+	// refuse such a Commit with an error, as the shipped adapters do.
 	Commit(ctx context.Context) error
 
 	// Abort discards everything written. It is safe after Commit (a no-op),

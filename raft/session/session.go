@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	"github.com/raftkit/raftkit/raft"
 )
@@ -140,10 +141,14 @@ type record struct {
 
 // Machine wraps a StateMachine with sessions. Commands written by Encode
 // reach the wrapped machine without their session stamp, once; other
-// commands pass through unchanged.
+// commands pass through unchanged. A stamp starts with the byte 0xE5: an
+// unstamped command that starts with it and parses as a stamp is taken
+// for one, so an application whose commands may start with 0xE5 should
+// stamp them all (or start its own encoding with another byte).
 type Machine struct {
 	inner    raft.StateMachine
 	cfg      Config
+	live     atomic.Int64 // len(sessions), for Sessions
 	sessions map[uint64]*record
 	applied  uint64 // last index applied
 	swept    uint64 // index of the last expiry sweep
@@ -159,12 +164,14 @@ func Wrap(sm raft.StateMachine, cfg Config) *Machine {
 	return &Machine{inner: sm, cfg: cfg.withDefaults(), sessions: map[uint64]*record{}}
 }
 
-// Sessions returns how many sessions are live.
-func (m *Machine) Sessions() int { return len(m.sessions) }
+// Sessions returns how many sessions are live, as of the last Apply or
+// Restore. It is safe to call from any goroutine (a status page, say).
+func (m *Machine) Sessions() int { return int(m.live.Load()) }
 
 // Apply applies entries: duplicates get their recorded result, the rest go
 // to the wrapped machine in one batch, in order.
 func (m *Machine) Apply(entries []raft.Entry, results []any) error {
+	defer func() { m.live.Store(int64(len(m.sessions))) }()
 	m.pass, m.passIdx = m.pass[:0], m.passIdx[:0]
 	type later struct{ at, pos int } // results[at] = result of pass[pos]
 	var dups []later

@@ -63,6 +63,7 @@ var errCorrupt = fmt.Errorf("session: %w", raft.ErrCorrupt)
 // Restore reads the session table, then hands the rest of r to the wrapped
 // machine.
 func (m *Machine) Restore(r io.Reader) error {
+	defer func() { m.live.Store(int64(len(m.sessions))) }()
 	br := bufio.NewReader(r)
 	head := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(br, head); err != nil || string(head) != string(snapshotMagic) {

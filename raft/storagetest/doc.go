@@ -4,14 +4,22 @@
 //
 //	var factory = storagetest.FactoryFuncs{
 //		NewFunc: func(t testing.TB) raft.Storage {
-//			return mystore.Open(t.TempDir())
+//			s, err := mystore.Open(t.TempDir())
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return s
 //		},
 //		ReopenFunc: func(t testing.TB, s raft.Storage) raft.Storage {
 //			dir := s.(*mystore.Store).Dir()
 //			if err := s.Close(); err != nil {
 //				t.Fatal(err)
 //			}
-//			return mystore.Open(dir)
+//			s2, err := mystore.Open(dir)
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return s2
 //		},
 //	}
 //

@@ -76,7 +76,9 @@ func (e *Engine) Bootstrap(m Membership) error {
 		return fmt.Errorf("engine: bootstrap needs at least one voter")
 	}
 	data := EncodeMembership(m)
-	if e.log.last > 0 || e.log.snapIndex > 0 || e.term > 0 {
+	// A brand-new node may already have a term (a message from a running
+	// cluster reached it before Initialize): what counts is its log.
+	if e.log.last > 0 || e.log.snapIndex > 0 {
 		if ents, ok := e.log.cached(1, 2, 0); ok && len(ents) == 1 {
 			if ents[0].Type == EntryConfig && bytes.Equal(ents[0].Data, data) {
 				return nil
@@ -94,7 +96,7 @@ func (e *Engine) Bootstrap(m Membership) error {
 		}
 		return ErrInitialized
 	}
-	e.term = 1
+	e.term = max(e.term, 1)
 	ent := Entry{Index: 1, Term: 1, Type: EntryConfig, Data: data}
 	e.log.append([]Entry{ent})
 	e.addConfigEntry(ent)

@@ -471,6 +471,28 @@ func TestBootstrapIdempotent(t *testing.T) {
 	}
 }
 
+// TestBootstrapAfterTermRaised: a brand-new node that heard a running
+// cluster's message (raising its term) before Initialize still bootstraps:
+// its log is empty. Its term is kept, not lowered to 1.
+func TestBootstrapAfterTermRaised(t *testing.T) {
+	e, err := New(testConfig(4, 1), InitialState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Step(Message{Type: MsgHeartbeat, From: 1, To: 4, Term: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if e.Term() != 7 {
+		t.Fatalf("setup: term %d, want 7", e.Term())
+	}
+	if err := e.Bootstrap(members(1, 2, 4)); err != nil {
+		t.Fatalf("bootstrap of an empty log after a term change: %v", err)
+	}
+	if m := e.Membership(); e.Term() != 7 || e.LastIndex() != 1 || !m.IsVoter(4) {
+		t.Fatalf("after bootstrap: term %d, last index %d, membership %+v", e.Term(), e.LastIndex(), m)
+	}
+}
+
 func TestWrongTargetRejected(t *testing.T) {
 	w := newWorld(t, 1)
 	err := w.nodes[1].e.Step(Message{Type: MsgHeartbeat, To: 2, From: 3, Term: 1})
