@@ -35,12 +35,7 @@ func (n *Node) fetchNow(f engine.Fetch) {
 	if err != nil {
 		ents = nil
 	}
-	select {
-	case n.events <- loopEvent{fetched: &fetchResult{peer: f.Peer, lo: f.Lo, ents: ents, compacted: errors.Is(err, ErrCompacted)}}:
-	default:
-		// The queue is full: give up this fetch; the engine retries it.
-		n.eng.Fetched(f.Peer, f.Lo, nil, false)
-	}
+	n.post(loopEvent{fetched: &fetchResult{peer: f.Peer, lo: f.Lo, ents: ents, compacted: errors.Is(err, ErrCompacted)}})
 }
 
 type manualNode Node

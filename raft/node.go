@@ -44,8 +44,8 @@ type Node struct {
 	net   Network
 
 	props  *proposalQueue
-	recvc  chan []Message
-	events chan loopEvent
+	inbox  *inbox // received messages and loop events
+	wake   chan struct{}
 
 	persister *persister
 	// inlineSave: the Storage saves without I/O (InlineSaver), so log
@@ -114,15 +114,15 @@ func newNode(ctx context.Context, cfg Config, manual bool) (*Node, error) {
 		log:      c.Logger.With("node", uint64(c.ID), "group", uint64(c.Group)),
 		store:    c.Storage,
 		net:      c.Network,
-		props:    newProposalQueue(4 * c.MaxProposalBatch),
-		recvc:    make(chan []Message, 1024),
-		events:   make(chan loopEvent, 1024),
+		wake:     make(chan struct{}, 1),
 		reads:    map[uint64]*readRequest{},
 		senders:  map[NodeID]*snapshotSender{},
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 		manual:   manual,
 	}
+	n.props = newProposalQueue(4*c.MaxProposalBatch, n.wake)
+	n.inbox = newInbox(1024, n.wake)
 	st, applied, err := n.restore(ctx)
 	if err != nil {
 		return nil, err
@@ -212,20 +212,15 @@ func (n *Node) Step(ctx context.Context, msgs []Message) error {
 		k++
 	}
 	if k > 0 {
-		select {
-		case n.recvc <- msgs[:k]:
-		case <-n.stopping:
-			return ErrStopped
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := n.inbox.pushMsgs(ctx, msgs[:k], n.stopping); err != nil {
+			return err
 		}
 	}
 	return bad
 }
 
 // loopEvent is anything other than a proposal or a message that the main
-// loop must handle. One channel carries them all, which keeps the loop's
-// select small (a select locks every channel it names).
+// loop must handle. The inbox carries them, with the messages.
 type loopEvent struct {
 	persisted    *persisted
 	fetched      *fetchResult
@@ -235,12 +230,8 @@ type loopEvent struct {
 	installed    *snapshotInstalled
 }
 
-func (n *Node) post(ev loopEvent) {
-	select {
-	case n.events <- ev:
-	case <-n.stopping:
-	}
-}
+// post queues ev for the loop; false once the loop has stopped.
+func (n *Node) post(ev loopEvent) bool { return n.inbox.post(ev) }
 
 func (n *Node) handleEvent(ev loopEvent) {
 	switch {
@@ -282,11 +273,7 @@ func (n *Node) run() {
 			if ticks++; ticks%metricsEvery == 0 {
 				n.publishMetrics()
 			}
-		case <-n.props.signal:
-		case msgs := <-n.recvc:
-			n.stepMessages(msgs)
-		case ev := <-n.events:
-			n.handleEvent(ev)
+		case <-n.wake: // proposals, messages or events queued
 		}
 		n.process()
 	}
@@ -301,28 +288,15 @@ func (n *Node) process() {
 	}
 }
 
-// drain takes whatever else is waiting, without blocking, so that one Ready
-// covers as much work as possible (this is where batching comes from). Each
-// channel is drained on its own: a single-channel non-blocking receive is
-// far cheaper than a select over all of them.
+// drain takes whatever is waiting in the inbox, so that one Ready covers
+// as much work as possible (this is where batching comes from).
 func (n *Node) drain() {
-	for i := 0; i < 256; i++ {
-		select {
-		case msgs := <-n.recvc:
-			n.stepMessages(msgs)
-			continue
-		default:
-		}
-		break
+	batches, events := n.inbox.take()
+	for _, msgs := range batches {
+		n.stepMessages(msgs)
 	}
-	for i := 0; i < 1024; i++ {
-		select {
-		case ev := <-n.events:
-			n.handleEvent(ev)
-			continue
-		default:
-		}
-		break
+	for _, ev := range events {
+		n.handleEvent(ev)
 	}
 }
 
@@ -524,16 +498,10 @@ func (n *Node) shutdown() {
 	for _, f := range n.props.close() {
 		f.finish(nil, ErrStopped)
 	}
-	for {
-		select {
-		case ev := <-n.events:
-			if ev.read != nil {
-				ev.read.finish(0, ErrStopped)
-			}
-			continue
-		default:
+	for _, ev := range n.inbox.close() {
+		if ev.read != nil {
+			ev.read.finish(0, ErrStopped)
 		}
-		break
 	}
 	for id, r := range n.reads {
 		r.finish(0, ErrStopped)
@@ -552,12 +520,8 @@ func (n *Node) shutdown() {
 // control runs fn on the main loop and waits for it.
 func (n *Node) control(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
-	select {
-	case n.events <- loopEvent{fn: func() { fn(); close(done) }}:
-	case <-n.stopping:
+	if !n.post(loopEvent{fn: func() { fn(); close(done) }}) {
 		return ErrStopped
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	select {
 	case <-done:

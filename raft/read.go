@@ -51,12 +51,8 @@ func (n *Node) read(ctx context.Context, lease bool) (uint64, error) {
 		return 0, n.notLeader()
 	}
 	r := &readRequest{lease: lease, done: make(chan struct{})}
-	select {
-	case n.events <- loopEvent{read: r}:
-	case <-n.stopping:
+	if !n.post(loopEvent{read: r}) {
 		return 0, ErrStopped
-	case <-ctx.Done():
-		return 0, fmt.Errorf("raft: submitting read: %w", ctx.Err())
 	}
 	select {
 	case <-r.done:

@@ -271,6 +271,9 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	if leader == nil {
 		return fmt.Errorf("no leader elected")
 	}
+	if os.Getenv("BENCH_DEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "leader=%d\n", leader.ID())
+	}
 	payload := make([]byte, size)
 	var measuring, stop atomic.Bool
 	var ops atomic.Int64
@@ -331,6 +334,12 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 		time.Sleep(duration)
 	}
 	measuring.Store(false)
+	if os.Getenv("BENCH_DEBUG") != "" {
+		for _, n := range all {
+			m := n.Metrics()
+			fmt.Fprintf(os.Stderr, "node %d role=%s last=%d applied=%d snapshots received=%d sent=%d peers=%+v\n", m.ID, m.Role, m.LastIndex, m.AppliedIndex, m.SnapshotsReceived, m.SnapshotsSent, m.Peers)
+		}
+	}
 	elapsed := time.Since(start)
 	syncs1, entries1 := st.counters()
 	natsSent1, natsBytes1 := natsTotals(natsNets)
