@@ -43,9 +43,9 @@ type Node struct {
 	store Storage
 	net   Network
 
-	props  *proposalQueue
-	inbox  *inbox // received messages and loop events
-	wake   chan struct{}
+	props *proposalQueue
+	inbox *inbox // received messages and loop events
+	wake  chan struct{}
 
 	persister *persister
 	// inlineSave: the Storage saves without I/O (InlineSaver), so log
