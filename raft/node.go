@@ -436,7 +436,8 @@ func (n *Node) updateView() {
 		n.log.Warn("this node was removed from the cluster")
 	}
 	n.lastView = v
-	n.view.Store(&v)
+	nv := v // only a changed view is allocated (v stays on the stack)
+	n.view.Store(&nv)
 	n.publishMetrics()
 	// After the view: a caller whose TransferLeadership returns sees the
 	// new leader in Role, Leader and Metrics.

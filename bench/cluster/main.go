@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "measured duration")
 	warmup := flag.Duration("warmup", time.Second, "unmeasured warm-up")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	memprofile := flag.String("memprofile", "", "write an allocation profile (all allocations since the start) to this file at the end")
 	snapEvery := flag.Int("snapshot-entries", 0, "snapshot every N entries (0: the library default, -1: never)")
 	reportEvery := flag.Duration("report-every", 0, "print throughput and resident memory to stderr at this interval")
 	storage := flag.String("storage", "memory", "storage: memory, disk, postgres or redis")
@@ -69,6 +71,17 @@ func main() {
 	if err := run(*nodes, *clients, *size, *warmup, *duration, *cpuprofile, *snapEvery, *reportEvery, *storage, *data, *network, *pgDSN, *redisAddr, *natsURL); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
+	}
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		if err == nil {
+			err = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster: -memprofile:", err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -311,6 +324,10 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 		}
 		defer pprof.StopCPUProfile()
 	}
+	var ms0 runtime.MemStats
+	if os.Getenv("BENCH_DEBUG") != "" {
+		runtime.ReadMemStats(&ms0)
+	}
 	syncs0, entries0 := st.counters()
 	natsSent0, natsBytes0 := natsTotals(natsNets)
 	measuring.Store(true)
@@ -335,6 +352,11 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	}
 	measuring.Store(false)
 	if os.Getenv("BENCH_DEBUG") != "" {
+		var ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms1)
+		n := max(1, ops.Load())
+		fmt.Fprintf(os.Stderr, "allocs/op=%.1f bytes/op=%.0f gc=%d\n", float64(ms1.Mallocs-ms0.Mallocs)/float64(n),
+			float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(n), ms1.NumGC-ms0.NumGC)
 		for _, n := range all {
 			m := n.Metrics()
 			fmt.Fprintf(os.Stderr, "node %d role=%s last=%d applied=%d snapshots received=%d sent=%d peers=%+v\n", m.ID, m.Role, m.LastIndex, m.AppliedIndex, m.SnapshotsReceived, m.SnapshotsSent, m.Peers)

@@ -78,13 +78,15 @@ func (l *netLink) enqueue(msgs []raft.Message) {
 }
 
 // appendLocked appends msgs to the queue's chunks. A new chunk is as large as
-// the last batch taken (or as msgs), and doubles while the queue backs up.
+// msgs, with room for a few more when the last batch taken was larger, and
+// doubles while the queue backs up. (Every chunk is handed to the receiver,
+// so an oversized one is allocated and scanned for nothing.)
 func (l *netLink) appendLocked(msgs []raft.Message) {
 	l.qlen += len(msgs)
 	for len(msgs) > 0 {
 		nc := len(l.chunks)
 		if nc == 0 || len(l.chunks[nc-1]) == cap(l.chunks[nc-1]) {
-			size := max(l.hint, len(msgs))
+			size := max(min(l.hint, 4), len(msgs))
 			if nc > 0 {
 				size = max(size, 2*cap(l.chunks[nc-1]))
 			}

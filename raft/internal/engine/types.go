@@ -291,8 +291,13 @@ type SnapshotChunk struct {
 }
 
 // Message is what Raft nodes exchange. Fields a type does not use are zero.
+//
+// The small fields come first, so that they share one word (every message
+// is copied several times on its way, and fewer bytes are cheaper).
 type Message struct {
 	Type     MessageType
+	Reject   bool
+	Transfer bool
 	Group    GroupID
 	From     NodeID
 	To       NodeID
@@ -301,11 +306,9 @@ type Message struct {
 	Index    uint64
 	Commit   uint64
 	Entries  []Entry
-	Reject   bool
 	Hint     uint64
 	HintTerm uint64
 	Context  uint64
-	Transfer bool
 	Snapshot *SnapshotChunk
 }
 
