@@ -37,8 +37,11 @@ type applier struct {
 	mu      sync.Mutex
 	tasks   []applyTask
 	pending []*Future // registered proposals, ascending index
-	reads   []*readRequest
-	signal  chan struct{}
+	// npending is len(pending), readable without the lock: the loop's
+	// sign that several writers are active.
+	npending atomic.Int64
+	reads    []*readRequest
+	signal   chan struct{}
 
 	normal  []Entry
 	results []any
@@ -100,6 +103,7 @@ func (a *applier) register(fs []*Future) {
 	}
 	if k == len(a.pending) {
 		a.pending = append(a.pending, fs...)
+		a.npending.Store(int64(len(a.pending)))
 		return
 	}
 	stale := slices.Clone(a.pending[k:])
@@ -115,6 +119,7 @@ func (a *applier) register(fs []*Future) {
 		}
 	}
 	a.pending = merged
+	a.npending.Store(int64(len(a.pending)))
 }
 
 // waitRead completes r once the state machine has applied r.index.
@@ -285,6 +290,7 @@ func (a *applier) complete(ents []Entry, results []any) {
 	}
 	done := a.pending[:k:k]
 	a.pending = a.pending[k:]
+	a.npending.Store(int64(len(a.pending)))
 	a.mu.Unlock()
 	if k == 0 {
 		return
@@ -342,6 +348,7 @@ func (a *applier) failAll(err error) {
 	a.mu.Lock()
 	pending, reads := a.pending, a.reads
 	a.pending, a.reads = nil, nil
+	a.npending.Store(0)
 	a.mu.Unlock()
 	for _, f := range pending {
 		f.finish(nil, err)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -283,6 +284,14 @@ func (n *Node) run() {
 // else is waiting and carries out the resulting Ready.
 func (n *Node) process() {
 	n.drain()
+	if !n.manual && n.applier.npending.Load() > 0 && n.props.waiting() {
+		// Several writers are active (proposals wait for their commit
+		// while new ones queue): let those just answered, runnable now,
+		// queue their next proposals first, so that one batch, one append
+		// and one round of messages carry them all. A lone writer, whose
+		// proposal is the only one, never waits.
+		runtime.Gosched()
+	}
 	n.takeProposals()
 	for i := 0; i < 4 && n.handleReady(n.eng.Ready()); i++ {
 	}

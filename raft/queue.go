@@ -53,6 +53,13 @@ func (q *proposalQueue) push(ctx context.Context, f *Future, stopping <-chan str
 	}
 }
 
+// waiting reports whether proposals are queued.
+func (q *proposalQueue) waiting() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) > 0
+}
+
 // take returns everything queued and gives the queue buf (emptied) to fill
 // next, so that two slices alternate without allocating.
 func (q *proposalQueue) take(buf []*Future) []*Future {

@@ -332,6 +332,7 @@ func (a *applier) restore(t *restoreTask) error {
 		k++
 	}
 	a.pending = a.pending[k:]
+	a.npending.Store(int64(len(a.pending)))
 	a.mu.Unlock()
 	n.post(loopEvent{installed: &snapshotInstalled{leader: t.leader, meta: meta}})
 	return nil
