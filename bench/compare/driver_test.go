@@ -12,8 +12,8 @@ import (
 // fakeCluster acknowledges every write, fails write number failAt (if not
 // zero), and reports applied minus lose as applied.
 type fakeCluster struct {
-	n, failAt, lose uint64
-	count           atomic.Uint64
+	failAt, lose uint64
+	count        atomic.Uint64
 }
 
 func (f *fakeCluster) propose(ctx context.Context, cmd []byte) error {
