@@ -14,17 +14,14 @@
 package main
 
 import (
-	"net"
-	"os/exec"
-
 	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
-	"github.com/jackc/pgx/v5"
-	goredis "github.com/redis/go-redis/v9"
 	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -33,12 +30,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
+
 	rknats "github.com/raftkit/raftkit/adapters/network/nats"
 	"github.com/raftkit/raftkit/adapters/network/tcp"
 	"github.com/raftkit/raftkit/adapters/storage/disk"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/adapters/storage/postgres"
 	redisstore "github.com/raftkit/raftkit/adapters/storage/redis"
+	"github.com/raftkit/raftkit/bench/internal/latency"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
@@ -290,14 +291,14 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	payload := make([]byte, size)
 	var measuring, stop atomic.Bool
 	var ops atomic.Int64
-	lat := make([]*histogram, clients)
+	lat := make([]*latency.Histogram, clients)
 	var wg sync.WaitGroup
 	var failure atomic.Value
 	for c := 0; c < clients; c++ {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
-			h := &histogram{}
+			h := &latency.Histogram{}
 			for !stop.Load() {
 				start := time.Now()
 				if _, err := leader.Propose(ctx, payload); err != nil {
@@ -305,7 +306,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 					return
 				}
 				if measuring.Load() {
-					h.add(uint64(time.Since(start) / time.Microsecond))
+					h.Add(uint64(time.Since(start) / time.Microsecond))
 					ops.Add(1)
 				}
 			}
@@ -370,13 +371,13 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	if err, ok := failure.Load().(error); ok {
 		return fmt.Errorf("a client failed: %w", err)
 	}
-	var merged histogram
+	var merged latency.Histogram
 	for _, h := range lat {
 		if h != nil {
-			merged.merge(h)
+			merged.Merge(h)
 		}
 	}
-	pct := merged.percentile
+	pct := merged.Percentile
 	total := ops.Load()
 	line := fmt.Sprintf("raftkit nodes=%d storage=%s network=%s clients=%d size=%d ops=%d ops_per_s=%.0f p50_us=%d p99_us=%d",
 		n, storage, netKind, clients, size, total, float64(total)/elapsed.Seconds(), pct(0.50), pct(0.99))

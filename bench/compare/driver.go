@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/raftkit/raftkit/bench/internal/latency"
 )
 
 // result is one measurement of one library, configuration and client count.
@@ -37,7 +39,7 @@ func drive(c cluster, clients int, warmup, duration time.Duration) (result, erro
 	var ops atomic.Int64
 	var failOnce sync.Once
 	var failure error
-	hists := make([]*histogram, clients)
+	hists := make([]*latency.Histogram, clients)
 	acks := make([]uint64, clients)
 	var wg sync.WaitGroup
 	for i := range clients {
@@ -49,7 +51,7 @@ func drive(c cluster, clients int, warmup, duration time.Duration) (result, erro
 			// wait contend on its one Done channel.
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			h := &histogram{}
+			h := &latency.Histogram{}
 			var acked uint64
 			defer func() { hists[i], acks[i] = h, acked }()
 			for !stop.Load() {
@@ -64,7 +66,7 @@ func drive(c cluster, clients int, warmup, duration time.Duration) (result, erro
 				}
 				acked++
 				if measuring.Load() {
-					h.add(uint64(time.Since(start) / time.Microsecond))
+					h.Add(uint64(time.Since(start) / time.Microsecond))
 					ops.Add(1)
 				}
 			}
@@ -82,14 +84,14 @@ func drive(c cluster, clients int, warmup, duration time.Duration) (result, erro
 		return result{}, fmt.Errorf("a write failed: %w", failure)
 	}
 	var res result
-	var merged histogram
+	var merged latency.Histogram
 	for i := range clients {
-		merged.merge(hists[i])
+		merged.Merge(hists[i])
 		res.acked += acks[i]
 	}
 	res.ops = ops.Load()
 	res.opsPerSec = float64(res.ops) / elapsed.Seconds()
-	res.p50, res.p99 = merged.percentile(0.50), merged.percentile(0.99)
+	res.p50, res.p99 = merged.Percentile(0.50), merged.Percentile(0.99)
 	res.applied = c.applied()
 	if res.applied < res.acked {
 		return result{}, fmt.Errorf("the leader's state machine applied %d commands, fewer than the %d acknowledged", res.applied, res.acked)

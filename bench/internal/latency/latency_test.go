@@ -1,17 +1,17 @@
-package main
+package latency
 
 import "testing"
 
 func TestHistogramPercentiles(t *testing.T) {
-	var h histogram
+	var h Histogram
 	for us := uint64(1); us <= 100000; us++ {
-		h.add(us)
+		h.Add(us)
 	}
 	for _, c := range []struct {
 		p    float64
 		want uint64
 	}{{0.5, 50000}, {0.99, 99000}, {0.01, 1000}} {
-		got := h.percentile(c.p)
+		got := h.Percentile(c.p)
 		if got < c.want*97/100 || got > c.want*103/100 {
 			t.Errorf("p%v = %d, want about %d", c.p*100, got, c.want)
 		}

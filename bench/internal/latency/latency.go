@@ -1,12 +1,14 @@
-package main
+// Package latency records the latencies of benchmark writes in a histogram of
+// fixed size, shared by bench/cluster and bench/compare.
+package latency
 
 import "math/bits"
 
-// histogram counts latencies in microseconds in log-linear buckets: 64
+// Histogram counts latencies in microseconds in log-linear buckets: 64
 // buckets per power of two, so a percentile is off by under 2%, in a few
 // kilobytes whatever the run's length (a list of samples would grow by
 // gigabytes over a 10-minute run and distort the memory it measures).
-type histogram struct {
+type Histogram struct {
 	counts [64 * 64]uint64
 	total  uint64
 }
@@ -28,7 +30,8 @@ func bucketValue(b int) uint64 {
 	return m << uint(e)
 }
 
-func (h *histogram) add(us uint64) {
+// Add counts one latency of us microseconds.
+func (h *Histogram) Add(us uint64) {
 	b := bucketOf(us)
 	if b >= len(h.counts) {
 		b = len(h.counts) - 1
@@ -37,15 +40,16 @@ func (h *histogram) add(us uint64) {
 	h.total++
 }
 
-func (h *histogram) merge(o *histogram) {
+// Merge adds o's counts to h.
+func (h *Histogram) Merge(o *Histogram) {
 	for i, c := range o.counts {
 		h.counts[i] += c
 	}
 	h.total += o.total
 }
 
-// percentile returns the latency below which a fraction p of samples lie.
-func (h *histogram) percentile(p float64) uint64 {
+// Percentile returns the latency below which a fraction p of samples lie.
+func (h *Histogram) Percentile(p float64) uint64 {
 	if h.total == 0 {
 		return 0
 	}
