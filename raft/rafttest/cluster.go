@@ -375,18 +375,24 @@ func (c *Cluster) converged() error {
 	if c.opts.Storage != nil {
 		return c.convergedByMetrics()
 	}
-	var ref []raft.Entry
+	var ref uint64
 	var refID raft.NodeID
 	for _, id := range c.Live() {
 		n := c.Node(id)
 		if n == nil {
 			continue
 		}
-		log := c.Storage(id).AllEntries()
-		if len(log) == 0 {
-			return fmt.Errorf("node %d has an empty log", id)
+		// The store's last index counts a snapshot: after a compaction
+		// that kept no trailing entries, or an installed snapshot, the log
+		// may be empty with every entry in the snapshot.
+		st, err := c.Storage(id).InitialState(context.Background())
+		if err != nil {
+			return fmt.Errorf("node %d: %w", id, err)
 		}
-		last := log[len(log)-1].Index
+		last := st.LastIndex
+		if last == 0 {
+			return fmt.Errorf("node %d has an empty log and no snapshot", id)
+		}
 		m, err := currentMetrics(n)
 		if err != nil {
 			return fmt.Errorf("node %d: %w", id, err)
@@ -394,12 +400,10 @@ func (c *Cluster) converged() error {
 		if n.Applied() != last || m.CommitIndex < last {
 			return fmt.Errorf("node %d: last %d commit %d applied %d", id, last, m.CommitIndex, n.Applied())
 		}
-		if ref == nil {
-			ref, refID = log, id
-			continue
-		}
-		if log[len(log)-1].Index != ref[len(ref)-1].Index {
-			return fmt.Errorf("node %d log ends at %d, node %d at %d", id, last, refID, ref[len(ref)-1].Index)
+		if refID == 0 {
+			ref, refID = last, id
+		} else if last != ref {
+			return fmt.Errorf("node %d log ends at %d, node %d at %d", id, last, refID, ref)
 		}
 	}
 	return nil
@@ -451,14 +455,19 @@ func (c *Cluster) CheckConsistency() {
 		}
 		// Compare with the part of the log that is left: commands before it
 		// were compacted into snapshots (the Recorder checks their order).
+		// The log may be empty, everything in a snapshot.
 		applied := sm.Applied()
+		first := uint64(1)
 		if len(log) > 0 {
-			k := 0
-			for k < len(applied) && applied[k].Index < log[0].Index {
-				k++
-			}
-			applied = applied[k:]
+			first = log[0].Index
+		} else if st, err := c.Storage(id).InitialState(context.Background()); err == nil {
+			first = st.FirstIndex
 		}
+		k := 0
+		for k < len(applied) && applied[k].Index < first {
+			k++
+		}
+		applied = applied[k:]
 		if len(applied) != len(want) {
 			c.t.Fatalf("node %d applied %d commands, log holds %d up to applied index %d", id, len(applied), len(want), n.Applied())
 		}
