@@ -106,8 +106,8 @@ func (a *applier) register(fs []*Future) {
 		a.npending.Store(int64(len(a.pending)))
 		return
 	}
-	stale := slices.Clone(a.pending[k:])
-	merged := append(a.pending[:k], make([]*Future, 0, len(stale)+len(fs))...)
+	stale := slices.Clone(a.pending[k:]) // merged below overwrites them in place
+	merged := a.pending[:k]
 	i, j := 0, 0
 	for i < len(stale) || j < len(fs) {
 		if j == len(fs) || (i < len(stale) && stale[i].index <= fs[j].index) {
