@@ -45,6 +45,11 @@ type applier struct {
 
 	normal  []Entry
 	results []any
+	// deferred holds committed ranges that wait for a snapshot restore
+	// queued behind them: their head was discarded from storage by the
+	// snapshot's Commit, and they are applied, past the snapshot, once it
+	// is restored (see apply).
+	deferred []engine.ApplyBatch
 	// committedAt is the current batch's applyTask.at.
 	committedAt time.Time
 
@@ -145,6 +150,7 @@ func (a *applier) run() {
 			a.failAll(ErrStopped)
 			return
 		}
+		a.n.waitHeld()
 		var err error
 		if tasks, err = a.applyQueued(tasks); err != nil {
 			return
@@ -164,7 +170,9 @@ func (a *applier) applyQueued(buf []applyTask) ([]applyTask, error) {
 		var err error
 		switch {
 		case t.restore != nil:
-			err = a.restore(t.restore)
+			if err = a.restore(t.restore); err == nil {
+				err = a.applyDeferred()
+			}
 		case t.snapshot != nil:
 			a.takeSnapshot(t.snapshot)
 		default:
@@ -205,6 +213,17 @@ func (a *applier) apply(b engine.ApplyBatch) error {
 	if b.Hi <= a.applied.Load() {
 		return nil
 	}
+	if len(a.deferred) > 0 {
+		// An earlier range waits for a restore: nothing may be applied
+		// before it (index order).
+		a.deferred = append(a.deferred, b)
+		if a.installing.Load() == 0 {
+			// No restore is coming after all (the install failed): try
+			// again, and fail loudly if storage still lacks the entries.
+			return a.applyDeferred()
+		}
+		return nil
+	}
 	lo := max(b.Lo, a.applied.Load()+1)
 	ents := b.Entries
 	for len(ents) > 0 && ents[0].Index < lo {
@@ -217,8 +236,13 @@ func (a *applier) apply(b engine.ApplyBatch) error {
 		}
 		head, err := a.n.store.Entries(context.Background(), lo, hi, 4<<20)
 		if errors.Is(err, ErrCompacted) && a.installing.Load() > 0 {
-			// A snapshot from the leader replaced these entries; its
-			// restore, queued behind this batch, covers them.
+			// A snapshot from the leader replaced these entries (its
+			// Commit discarded the stored log); its restore, queued behind
+			// this batch, covers them up to the snapshot's index. The
+			// engine counts the whole batch as handed over, so what lies
+			// past the snapshot must not be dropped with the head: keep
+			// the rest of the range and apply it after the restore.
+			a.deferred = append(a.deferred, engine.ApplyBatch{Lo: lo, Hi: b.Hi, Entries: ents})
 			return nil
 		}
 		if err != nil {
@@ -236,6 +260,25 @@ func (a *applier) apply(b engine.ApplyBatch) error {
 		return nil
 	}
 	return a.applyEntries(ents)
+}
+
+// applyDeferred applies, after a restore, the ranges that waited for it:
+// apply skips what the snapshot covered and reads from storage what the
+// batch did not carry.
+func (a *applier) applyDeferred() error {
+	batches := a.deferred
+	a.deferred = nil
+	for i, b := range batches {
+		if err := a.apply(b); err != nil {
+			return err
+		}
+		if len(a.deferred) > 0 {
+			// Compacted again: another snapshot's restore is queued.
+			a.deferred = append(a.deferred, batches[i+1:]...)
+			return nil
+		}
+	}
+	return nil
 }
 
 func (a *applier) applyEntries(ents []Entry) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
 	"github.com/raftkit/raftkit/raft/internal/simhook"
@@ -15,16 +16,28 @@ import (
 // the scheduling differs.
 
 func init() {
-	simhook.NewNode = func(ctx context.Context, cfg any) (simhook.Node, error) {
+	simhook.NewNode = func(ctx context.Context, cfg any, clock func() time.Duration) (simhook.Node, error) {
 		c, ok := cfg.(Config)
 		if !ok {
 			return nil, fmt.Errorf("%w: simhook wants a raft.Config, got %T", ErrBadConfig, cfg)
 		}
-		n, err := newNode(ctx, c, true)
+		if clock == nil {
+			return nil, fmt.Errorf("%w: a manual node needs a clock", ErrBadConfig)
+		}
+		n, err := newNode(ctx, c, clock)
 		if err != nil {
 			return nil, err
 		}
 		return (*manualNode)(n), nil
+	}
+	simhook.Hold = func(node any) func() {
+		n := node.(*Node)
+		c := make(chan struct{})
+		n.held.Store(&c)
+		return func() {
+			n.held.Store(nil)
+			close(c)
+		}
 	}
 }
 
@@ -52,14 +65,12 @@ func (m *manualNode) Bootstrap(members []Member) error {
 }
 
 func (m *manualNode) Tick() {
-	n := m.node()
-	n.eng.Tick()
-	n.tickSenders()
-	n.process()
+	m.node().process() // process reads the clock (drain, syncClock)
 }
 
 func (m *manualNode) Deliver(msgs []Message) {
 	n := m.node()
+	n.syncClock() // as drain does before stepping what it took
 	for _, msg := range msgs {
 		if msg.Group != n.cfg.Group || msg.To != n.cfg.ID {
 			continue
@@ -181,3 +192,6 @@ func (r *readRequest) Result() (any, error) {
 
 // Index returns the read index.
 func (r *readRequest) Index() uint64 { return r.index }
+
+// Leased reports whether the leader's lease served the read.
+func (r *readRequest) Leased() bool { return r.leased }

@@ -29,7 +29,7 @@ func (n *Node) AddNonVoter(ctx context.Context, id NodeID, addr string) error {
 		return ErrConfigChangeInProgress
 	}
 	defer n.changing.Store(false)
-	m, err := n.changeableMembership(ctx)
+	m, term, err := n.changeableMembership(ctx)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (n *Node) AddNonVoter(ctx context.Context, id NodeID, addr string) error {
 	if !m.Contains(id) {
 		next := m.Clone()
 		next.NonVoters = append(next.NonVoters, Member{ID: id, Addr: addr})
-		if err := n.proposeConfig(ctx, next); err != nil {
+		if err := n.proposeConfig(ctx, m, term, next); err != nil {
 			return err
 		}
 	}
@@ -84,7 +84,7 @@ func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []Member)
 		}
 		seen[x.ID] = true
 	}
-	m, err := n.changeableMembership(ctx)
+	m, term, err := n.changeableMembership(ctx)
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []Member)
 	if len(newcomers) > 0 {
 		next := m.Clone()
 		next.NonVoters = append(next.NonVoters, newcomers...)
-		if err := n.proposeConfig(ctx, next); err != nil {
+		if err := n.proposeConfig(ctx, m, term, next); err != nil {
 			return err
 		}
 		m = next
@@ -127,7 +127,7 @@ func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []Member)
 	if !sameIDs(voters, m.Voters) {
 		target.OutgoingVoters = m.Voters
 	}
-	return n.proposeConfig(ctx, target)
+	return n.proposeConfig(ctx, m, term, target)
 }
 
 // RemoveServer removes node id from the cluster, whatever its role.
@@ -136,7 +136,7 @@ func (n *Node) RemoveServer(ctx context.Context, id NodeID) error {
 		return ErrConfigChangeInProgress
 	}
 	defer n.changing.Store(false)
-	m, err := n.changeableMembership(ctx)
+	m, _, err := n.changeableMembership(ctx)
 	if err != nil {
 		return err
 	}
@@ -150,9 +150,11 @@ func (n *Node) RemoveServer(ctx context.Context, id NodeID) error {
 // change is in progress. A configuration entry that is merely committing (a
 // new leader's first one, or the C_new a completed change appended) is
 // waited for: it ends by itself, and failing the caller for it would be a
-// spurious error. A joint configuration is a change in progress.
-func (n *Node) changeableMembership(ctx context.Context) (Membership, error) {
+// spurious error. A joint configuration is a change in progress. It also
+// returns the term, which proposeConfig checks with the membership.
+func (n *Node) changeableMembership(ctx context.Context) (Membership, uint64, error) {
 	var m Membership
+	var term uint64
 	err := n.poll(ctx, func() (bool, error) {
 		switch {
 		case n.eng.Role() != RoleLeader:
@@ -162,18 +164,32 @@ func (n *Node) changeableMembership(ctx context.Context) (Membership, error) {
 		case n.eng.ConfigPending():
 			return false, nil
 		}
-		m = n.eng.Membership().Clone()
+		m, term = n.eng.Membership().Clone(), n.eng.Term()
 		return true, nil
 	})
-	return m, err
+	return m, term, err
 }
 
-// proposeConfig appends a configuration and waits until it, and the C_new
-// that follows a joint one, are committed.
-func (n *Node) proposeConfig(ctx context.Context, m Membership) error {
+// proposeConfig appends configuration m, built from base (the membership
+// in force in term), and waits until it, and the C_new that follows a joint
+// one, are committed. A change is prepared over many heartbeats (newcomers
+// catch up first), so on the loop it checks that this node still leads in
+// the same term with base in force: a target built from a configuration
+// that has since changed would undo that change, and the engine accepts
+// only configurations that follow from the one in force.
+func (n *Node) proposeConfig(ctx context.Context, base Membership, term uint64, m Membership) error {
 	var err error
 	if cerr := n.control(ctx, func() {
-		_, err = n.eng.ProposeConfig(m)
+		switch cur := n.eng.Membership(); {
+		case n.eng.Role() != RoleLeader:
+			err = engine.ErrNotLeader
+		case n.eng.Term() != term:
+			err = fmt.Errorf("%w: this node was re-elected (term %d, then %d) while the change was prepared; retry it", ErrLeadershipLost, term, n.eng.Term())
+		case !cur.Equal(&base):
+			err = fmt.Errorf("%w: the configuration changed while the change was prepared; retry it", ErrConfigChangeInProgress)
+		default:
+			_, err = n.eng.ProposeConfig(m)
+		}
 	}); cerr != nil {
 		return cerr
 	}
@@ -184,6 +200,8 @@ func (n *Node) proposeConfig(ctx context.Context, m Membership) error {
 		return ErrConfigChangeInProgress
 	case errors.Is(err, engine.ErrTransferring):
 		return ErrTransferInProgress
+	case errors.Is(err, engine.ErrBadConfigChange):
+		return fmt.Errorf("%w: %v", ErrBadConfig, err)
 	case err != nil:
 		return err
 	}

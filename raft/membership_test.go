@@ -198,19 +198,31 @@ func TestMembershipChangeErrors(t *testing.T) {
 		t.Fatalf("change on a follower: %v", err)
 	}
 	// A change in progress blocks another: make node 7 a voter while it
-	// does not exist, so the change waits for it to catch up.
+	// does not exist. Stage 1 of the change makes 7 a non-voter, then the
+	// call waits for 7 to catch up, which it never does, until it is
+	// cancelled: once the membership shows 7, the call is running, however
+	// slow the machine.
+	firstCtx, cancelFirst := context.WithCancel(context.Background())
+	defer cancelFirst()
 	first := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		first <- n.ChangeMembership(ctx, members(1, 2, 3, 7), nil)
-	}()
-	time.Sleep(50 * time.Millisecond)
+	go func() { first <- n.ChangeMembership(firstCtx, members(1, 2, 3, 7), nil) }()
+	metricsOf(t, c, l, func(m raft.Metrics) bool { return m.Membership.Contains(7) && !m.Membership.IsVoter(7) })
 	if err := n.RemoveServer(ctx, f); !errors.Is(err, raft.ErrConfigChangeInProgress) {
-		t.Fatalf("concurrent change: %v", err)
+		select {
+		case ferr := <-first:
+			t.Fatalf("concurrent change: %v (the first change had ended: %v)", err, ferr)
+		default:
+			t.Fatalf("concurrent change: %v", err)
+		}
 	}
-	if err := <-first; !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("change waiting for a missing node: %v", err)
+	cancelFirst()
+	select {
+	case err := <-first:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("change waiting for a missing node: %v, want context.Canceled", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("the change waiting for a missing node did not end when cancelled")
 	}
 	// 7 stayed a non-voter; remove it, then the follower, and refuse to
 	// take the follower's ID back.

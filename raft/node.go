@@ -70,6 +70,14 @@ type Node struct {
 	failMu   sync.Mutex
 	failure  error
 	spare    []*Future
+	// clock returns the time elapsed since the node started, on a
+	// monotonic clock (the simulator's in manual mode); ticks is how many
+	// ticks of it the engine has been given (syncClock).
+	clock func() time.Duration
+	ticks uint64
+	// held, when set, freezes the node's goroutines at their next unit of
+	// work until the channel is closed (simhook.Hold, for tests).
+	held     atomic.Pointer[chan struct{}]
 	batch    []Entry
 	manual   bool
 	senders  map[NodeID]*snapshotSender
@@ -93,14 +101,20 @@ type nodeView struct {
 // whose storage is empty has no configuration: call Initialize on it, or
 // let a leader add it to an existing cluster.
 func NewNode(ctx context.Context, cfg Config) (*Node, error) {
-	return newNode(ctx, cfg, false)
+	return newNode(ctx, cfg, nil)
 }
 
-// newNode builds a node. A manual node starts no goroutines: a
-// deterministic simulator runs its units of work (loop step, write, apply)
-// itself, through the methods in manual.go, so that simulation exercises
-// exactly the code that runs in production.
-func newNode(ctx context.Context, cfg Config, manual bool) (*Node, error) {
+// newNode builds a node. Given a clock, it is a manual node, which starts
+// no goroutines: a deterministic simulator runs its units of work (loop
+// step, write, apply) itself, through the methods in manual.go, on the
+// simulated time clock returns, so that simulation exercises exactly the
+// code that runs in production.
+func newNode(ctx context.Context, cfg Config, clock func() time.Duration) (*Node, error) {
+	manual := clock != nil
+	if !manual {
+		start := time.Now() // carries a monotonic reading: wall-clock jumps do not count
+		clock = func() time.Duration { return time.Since(start) }
+	}
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -121,6 +135,7 @@ func newNode(ctx context.Context, cfg Config, manual bool) (*Node, error) {
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 		manual:   manual,
+		clock:    clock,
 	}
 	n.props = newProposalQueue(4*c.MaxProposalBatch, n.wake)
 	n.inbox = newInbox(1024, n.wake)
@@ -269,14 +284,26 @@ func (n *Node) run() {
 		case <-n.stopping:
 			return
 		case <-ticker.C:
-			n.eng.Tick()
-			n.tickSenders()
+			// The ticker only wakes the loop: the engine's time comes from
+			// the monotonic clock (syncClock, in drain), since a ticker
+			// drops the ticks of a paused process.
 			if ticks++; ticks%metricsEvery == 0 {
 				n.publishMetrics()
 			}
 		case <-n.wake: // proposals, messages or events queued
 		}
+		n.waitHeld()
 		n.process()
+	}
+}
+
+// waitHeld blocks while the node is held (simhook.Hold).
+func (n *Node) waitHeld() {
+	if c := n.held.Load(); c != nil {
+		select {
+		case <-*c:
+		case <-n.stopping:
+		}
 	}
 }
 
@@ -301,12 +328,33 @@ func (n *Node) process() {
 // as much work as possible (this is where batching comes from).
 func (n *Node) drain() {
 	batches, events := n.inbox.take()
+	// The clock is read after the messages were taken, so that each is
+	// stepped at a time no earlier than it arrived: a follower resets its
+	// election timer on a heartbeat, and the time it spent paused before
+	// the heartbeat arrived must not count after the reset.
+	n.syncClock()
 	for _, msgs := range batches {
 		n.stepMessages(msgs)
 	}
 	for _, ev := range events {
 		n.handleEvent(ev)
 	}
+}
+
+// syncClock gives the engine every tick elapsed on the node's clock since
+// the last call (engine.Advance): after a pause of seconds the engine sees
+// seconds pass, and a lease it held has run out. Ticks are whole heartbeat
+// intervals, rounded down, on the leader's side as on the followers': the
+// lease arithmetic in Config.ticks counts on it.
+func (n *Node) syncClock() {
+	t := uint64(n.clock() / n.cfg.HeartbeatInterval)
+	if t <= n.ticks {
+		return
+	}
+	d := t - n.ticks
+	n.ticks = t
+	n.eng.Advance(d)
+	n.tickSenders(d)
 }
 
 func (n *Node) stepMessages(msgs []Message) {
@@ -557,6 +605,11 @@ func (n *Node) Initialize(ctx context.Context, members []Member) error {
 	if cerr := n.control(ctx, func() {
 		err = n.eng.Bootstrap(Membership{Voters: members})
 		if err == nil {
+			// Hand the configuration entry to the persister first: the
+			// notification is answered once every write queued before it
+			// is durable, so it must come after the write that carries
+			// entry 1 (queued alone, it answered with nothing saved).
+			n.handleReady(n.eng.Ready())
 			durable = make(chan error, 1)
 			n.persister.enqueue(persistJob{notify: durable})
 		}

@@ -73,6 +73,7 @@ func (p *persister) run() {
 			p.flush(jobs, true)
 			return
 		}
+		p.n.waitHeld()
 		jobs = p.writeQueued(jobs)
 	}
 }

@@ -12,9 +12,11 @@ import (
 // and then for the state machine to catch up.
 type readRequest struct {
 	lease bool
-	index uint64
-	err   error
-	done  chan struct{}
+	// leased is set when the lease served the read (no quorum round).
+	leased bool
+	index  uint64
+	err    error
+	done   chan struct{}
 }
 
 func (r *readRequest) finish(index uint64, err error) {
@@ -65,8 +67,11 @@ func (n *Node) read(ctx context.Context, lease bool) (uint64, error) {
 // startRead runs on the loop.
 func (n *Node) startRead(r *readRequest) {
 	if r.lease {
+		// The lease is judged now, on the clock as it reads now: a read
+		// taken from the inbox after a pause finds the lease expired.
+		n.syncClock()
 		if idx, ok := n.eng.LeaseRead(); ok {
-			r.index = idx
+			r.index, r.leased = idx, true
 			n.applier.waitRead(r)
 			return
 		}

@@ -452,8 +452,8 @@ func (s *snapshotSender) onAck(a engine.SnapshotAck) {
 	s.send()
 }
 
-func (s *snapshotSender) onTick() {
-	if s.idle++; s.idle >= 5 {
+func (s *snapshotSender) onTick(ticks uint64) {
+	if s.idle += int(min(ticks, 5)); s.idle >= 5 {
 		s.send() // lost chunk or acknowledgement: resend
 	}
 }
@@ -488,14 +488,15 @@ func (n *Node) handleSnapshots(rd *engine.Ready) {
 	}
 }
 
-// tickSenders lets senders retransmit, in peer order (deterministic).
-func (n *Node) tickSenders() {
+// tickSenders lets senders retransmit, in peer order (deterministic), once
+// ticks more ticks have passed.
+func (n *Node) tickSenders(ticks uint64) {
 	for _, s := range n.sortedSenders() {
 		if s.term != n.eng.Term() {
 			s.close()
 			continue
 		}
-		s.onTick()
+		s.onTick(ticks)
 	}
 }
 

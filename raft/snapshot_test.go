@@ -1,8 +1,10 @@
 package raft_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,12 +15,81 @@ import (
 // snapshotCluster runs 3 nodes taking a snapshot every `every` entries and
 // keeping `trailing` entries behind it.
 func snapshotCluster(t *testing.T, every, trailing, chunk int) *rafttest.Cluster {
-	return rafttest.NewCluster(t, 3, rafttest.ClusterOptions{KV: true, Configure: func(cfg *raft.Config) {
+	return snapshotClusterWith(t, every, trailing, chunk, rafttest.ClusterOptions{})
+}
+
+// snapshotClusterWith is snapshotCluster with more options (KV and
+// Configure are set by it).
+func snapshotClusterWith(t *testing.T, every, trailing, chunk int, opts rafttest.ClusterOptions) *rafttest.Cluster {
+	opts.KV = true
+	opts.Configure = func(cfg *raft.Config) {
 		cfg.SnapshotEntries = every
 		cfg.SnapshotTrailingEntries = trailing
 		cfg.SnapshotChunkBytes = chunk
 		cfg.MetricsInterval = 5 * time.Millisecond
-	}})
+	}
+	return rafttest.NewCluster(t, 3, opts)
+}
+
+// chunkGate connects a cluster's nodes through its own rafttest.Network
+// (as ClusterOptions.Transport) and watches the MsgSnap chunks handed to
+// them. To the node it holds, it never hands the last chunk of a snapshot,
+// so that no transfer to that node can finish, and it records when that
+// node is midway through one.
+type chunkGate struct {
+	net  *rafttest.Network
+	held atomic.Uint64 // the raft.NodeID held, 0 for none
+	// midway is set once the held node was handed a chunk that is neither
+	// its snapshot's first nor its last. The leader sends a chunk only
+	// once the follower acknowledged the one before, which it does after
+	// writing it, so the node then holds a partly written snapshot.
+	midway atomic.Bool
+}
+
+// transport is a ClusterOptions.Transport.
+func (g *chunkGate) transport(id raft.NodeID, _ string) (raft.Network, string, error) {
+	return &gatedNetwork{Network: g.net.Endpoint(id), gate: g, id: id}, fmt.Sprintf("node-%d", id), nil
+}
+
+// gatedNetwork is one node's network behind a chunkGate. It is also the
+// Handler it registers with the underlying network, standing between the
+// network and the node.
+type gatedNetwork struct {
+	raft.Network
+	gate *chunkGate
+	id   raft.NodeID
+	h    raft.Handler // the node, set by Start
+}
+
+// Start registers g in front of the node's handler h.
+func (g *gatedNetwork) Start(h raft.Handler) error {
+	g.h = h
+	return g.Network.Start(g)
+}
+
+// Step hands msgs to the node, but for the last snapshot chunks withheld
+// from the held node.
+func (g *gatedNetwork) Step(ctx context.Context, msgs []raft.Message) error {
+	held := raft.NodeID(g.gate.held.Load()) == g.id
+	keep := make([]raft.Message, 0, len(msgs))
+	midway := false
+	for _, m := range msgs {
+		if c := m.Snapshot; held && m.Type == raft.MsgSnap && c != nil {
+			if c.Done {
+				continue
+			}
+			midway = midway || c.Offset > 0
+		}
+		keep = append(keep, m)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	err := g.h.Step(ctx, keep)
+	if err == nil && midway {
+		g.gate.midway.Store(true)
+	}
+	return err
 }
 
 func writeN(t *testing.T, c *rafttest.Cluster, n int, prefix string) uint64 {
@@ -123,24 +194,36 @@ func TestPartitionedFollowerCatchesUpBySnapshot(t *testing.T) {
 	sameKV(t, c)
 }
 
+// TestCrashWhileReceivingSnapshot crashes a follower that holds a partly
+// written snapshot, and checks that it recovers (by a new transfer) after
+// a restart. Small chunks make the snapshot many chunks long, and a gate
+// withholds the last one until after the crash, so that the transfer cannot
+// finish first, however slow the machine.
 func TestCrashWhileReceivingSnapshot(t *testing.T) {
-	// Small chunks on a slow link make the transfer long enough to crash
-	// the follower in the middle of it.
-	c := snapshotCluster(t, 100, 10, 256)
+	gate := &chunkGate{net: rafttest.NewNetwork()}
+	t.Cleanup(gate.net.Close) // after the cluster's own cleanups
+	c := snapshotClusterWith(t, 100, 10, 256, rafttest.ClusterOptions{Transport: gate.transport})
 	l := c.WaitLeader(waitLong)
 	f := otherThan(c, l)
 	c.Crash(f)
 	writeN(t, c, 500, "big-value-to-make-the-snapshot-larger-")
-	c.Net.SetLinkFaults(l, f, rafttest.LinkFaults{MinDelay: 2 * time.Millisecond, MaxDelay: 3 * time.Millisecond})
+	gate.held.Store(uint64(f))
 	c.Restart(f)
-	metricsOf(t, c, c.Leader(), func(m raft.Metrics) bool { return m.SnapshotsSent > 0 })
-	time.Sleep(30 * time.Millisecond)
-	if m := c.Node(f).Metrics(); m.SnapshotsReceived != 0 {
-		t.Logf("the transfer finished before the crash; the test still checks recovery")
+	deadline := time.Now().Add(waitLong)
+	for !gate.midway.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d was never handed a snapshot chunk past the first", f)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	m, err := c.Node(f).CurrentMetrics(ctxT(t, waitLong))
+	if err != nil || m.SnapshotsReceived != 0 {
+		t.Fatalf("node %d installed %d snapshots (%v) while the last chunk was withheld", f, m.SnapshotsReceived, err)
 	}
 	c.Crash(f)
-	c.Net.Heal()
+	gate.held.Store(0)
 	c.Restart(f)
+	metricsOf(t, c, f, func(m raft.Metrics) bool { return m.SnapshotsReceived > 0 })
 	writeN(t, c, 10, "after")
 	sameKV(t, c)
 }

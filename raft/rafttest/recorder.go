@@ -17,6 +17,9 @@ type Recorder struct {
 	mu         sync.Mutex
 	applied    []raft.Entry
 	violations []string
+	// restores counts Restore calls, and restored is how many commands
+	// the latest one brought: commands after it were applied here.
+	restores, restored int
 }
 
 // NewRecorder returns an empty Recorder.
@@ -93,8 +96,18 @@ func (r *Recorder) Restore(rd io.Reader) error {
 	}
 	r.mu.Lock()
 	r.applied = entries
+	r.restores++
+	r.restored = len(entries)
 	r.mu.Unlock()
 	return nil
+}
+
+// restoreMark returns how many times the Recorder was restored, and how
+// many of its commands the latest restore brought.
+func (r *Recorder) restoreMark() (restores, restored int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.restores, r.restored
 }
 
 type recorderSnapshot struct{ entries []raft.Entry }

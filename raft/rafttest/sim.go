@@ -27,6 +27,9 @@ type SimOptions struct {
 	// its state machine without confirming leadership: the negative
 	// control that the linearizability checker must catch.
 	BrokenReads bool
+	// mutation, set by this package's tests only, breaks the system on
+	// purpose to show that an invariant catches it (see sim_mutations.go).
+	mutation simMutation
 	// Logf, if set, receives a trace of faults and elections.
 	Logf func(format string, args ...any)
 }
@@ -41,7 +44,7 @@ type SimResult struct {
 	// Counters describing the run.
 	Events, Ops, Acked, Crashes, Partitions, Transfers, Elections int
 	SnapshotsTaken, SnapshotsInstalled, CrashesDuringInstall      int
-	Changes                                                       int
+	Changes, Pauses                                               int
 	SimTime                                                       time.Duration
 }
 
@@ -62,7 +65,6 @@ const (
 	us          = int64(time.Microsecond)
 	ms          = int64(time.Millisecond)
 	simTick     = 10 * ms
-	clientWait  = 1500 * ms
 	settleLimit = 30 * time.Second
 )
 
@@ -85,6 +87,7 @@ const (
 	evClient
 	evFault
 	evMembership
+	evIsolate // partition node from all others
 )
 
 type eventHeap []simEvent
@@ -116,11 +119,24 @@ type simNode struct {
 	disk        int64 // write latency
 	writeAt     int64 // scheduled write time, 0 if none
 	applyAt     int64
-	lastRole    raft.Role
-	lastTerm    uint64
-	lastCommit  uint64
-	lastApplied uint64
-	seenApplied int
+	bootAt      int64 // when this incarnation started: its clock's zero
+	// pausedUntil, when in the future, freezes the node as SIGSTOP would:
+	// no ticks, deliveries, writes or applies until then; its clock keeps
+	// running, so it resumes with the time jumped. Messages sent to it
+	// meanwhile are held until it resumes, unless it is cut off from its
+	// peers (both ways) until cutUntil: cut off while stopped, and for a
+	// while after, as a fault proxy would.
+	pausedUntil int64
+	cutUntil    int64
+	// Completeness check: the index of the last command seen applied, and
+	// the Recorder's restore generation it was read under.
+	lastSeenIndex uint64
+	restoreGen    int
+	lastRole      raft.Role
+	lastTerm      uint64
+	lastCommit    uint64
+	lastApplied   uint64
+	seenApplied   int
 	// snapshot counters seen in this incarnation
 	lastTaken, lastInstalled uint64
 }
@@ -144,6 +160,14 @@ type sim struct {
 	// that compaction races replication and followers install snapshots.
 	snapEvery, snapTrailing, snapChunk int
 	change                             *simChange
+	// cacheBytes is the nodes' EntryCacheBytes, often tiny so that
+	// replication and apply read back from storage; applyLag the most an
+	// apply pass waits after it becomes due.
+	cacheBytes int
+	applyLag   int64
+	// clientWait is how long a client waits for an answer before it gives
+	// up on the operation (outcome unknown) and tries another node.
+	clientWait int64
 }
 
 func newSim(opts SimOptions) *sim {
@@ -162,6 +186,9 @@ func newSim(opts SimOptions) *sim {
 	s.snapEvery = 20 + s.rng.IntN(400)
 	s.snapTrailing = []int{raft.NoTrailingEntries, 1 + s.rng.IntN(10), 10 + s.rng.IntN(200)}[s.rng.IntN(3)]
 	s.snapChunk = 64 + s.rng.IntN(4096)
+	s.cacheBytes = []int{0, 1 + s.rng.IntN(2048), 2048 + s.rng.IntN(64<<10)}[s.rng.IntN(3)]
+	s.applyLag = []int64{20 * us, 2 * ms, 30 * ms}[s.rng.IntN(3)]
+	s.clientWait = []int64{250 * ms, 1500 * ms}[s.rng.IntN(2)]
 	s.checks.init()
 	s.net.init(s)
 	for i := 1; i <= s.opts.Nodes; i++ {
@@ -207,16 +234,28 @@ func (s *sim) start(n *simNode) {
 	n.kv = NewKV()
 	n.up = true
 	n.writeAt, n.applyAt = 0, 0
+	n.bootAt, n.pausedUntil, n.cutUntil = s.now, 0, 0
+	n.lastSeenIndex, n.restoreGen = 0, 0
 	n.lastRole, n.lastTerm, n.lastCommit, n.lastApplied, n.seenApplied = 0, 0, 0, 0, 0
 	n.lastTaken, n.lastInstalled = 0, 0
 	cfg := raft.Config{
-		ID: n.id, Storage: n.store, Network: &simEndpoint{s: s, id: n.id}, StateMachine: n.kv,
+		ID: n.id, Storage: n.store, Network: &simEndpoint{s: s, id: n.id}, StateMachine: s.stateMachine(n),
 		HeartbeatInterval: time.Duration(simTick), ElectionTimeout: time.Duration(10 * simTick),
 		LeaseReads: true, RandSeed: uint64(s.opts.Seed)*31 + uint64(n.id)*7 + uint64(n.incarnation),
 		MetricsInterval: time.Hour,
 		SnapshotEntries: s.snapEvery, SnapshotTrailingEntries: s.snapTrailing, SnapshotChunkBytes: s.snapChunk,
+		EntryCacheBytes: s.cacheBytes,
 	}
-	node, err := simhook.NewNode(context.Background(), cfg)
+	// The node's monotonic clock: simulated time since it started, at its
+	// own rate.
+	boot, incarnation := n.bootAt, n.incarnation
+	clock := func() time.Duration {
+		if n.incarnation != incarnation {
+			return 0 // a stale node of an earlier incarnation is never run
+		}
+		return time.Duration((s.now - boot) * simTick / n.tickEvery)
+	}
+	node, err := simhook.NewNode(context.Background(), cfg, clock)
 	if err != nil {
 		s.violate("start node %d: %v", n.id, err)
 		n.up = false
@@ -298,12 +337,21 @@ func (s *sim) handle(e simEvent) {
 		if !n.up || n.incarnation != e.n {
 			return
 		}
+		if s.paused(n) {
+			s.schedule(simEvent{at: n.pausedUntil, kind: evTick, node: e.node, n: e.n})
+			return
+		}
 		n.node.Tick()
 		s.after(n)
 		s.schedule(simEvent{at: s.now + n.tickEvery, kind: evTick, node: e.node, n: e.n})
 	case evDeliver:
 		n := s.nodes[e.msg.To-1]
-		if !n.up || s.net.blocked(e.msg.From, e.msg.To) {
+		if !n.up || s.net.blocked(e.msg.From, e.msg.To) || n.cutUntil > s.now || s.nodes[e.msg.From-1].cutUntil > s.now {
+			return
+		}
+		if s.paused(n) { // waits in the socket until the process resumes
+			e.at = n.pausedUntil + int64(s.rng.IntN(int(ms)))
+			s.schedule(e)
 			return
 		}
 		n.node.Deliver([]raft.Message{e.msg})
@@ -311,6 +359,11 @@ func (s *sim) handle(e simEvent) {
 	case evWrite:
 		n := s.nodes[e.node]
 		if !n.up || n.incarnation != e.n || n.writeAt != s.now {
+			return
+		}
+		if s.paused(n) { // the write completes, but the process sees it later
+			n.writeAt = n.pausedUntil + 1
+			s.schedule(simEvent{at: n.writeAt, kind: evWrite, node: e.node, n: e.n})
 			return
 		}
 		n.writeAt = 0
@@ -321,6 +374,11 @@ func (s *sim) handle(e simEvent) {
 		if !n.up || n.incarnation != e.n || n.applyAt != s.now {
 			return
 		}
+		if s.paused(n) {
+			n.applyAt = n.pausedUntil + 1
+			s.schedule(simEvent{at: n.applyAt, kind: evApply, node: e.node, n: e.n})
+			return
+		}
 		n.applyAt = 0
 		n.node.Apply()
 		s.after(n)
@@ -328,6 +386,16 @@ func (s *sim) handle(e simEvent) {
 		s.clients[e.n].next(s)
 	case evFault:
 		s.fault()
+	case evIsolate:
+		if !s.settled {
+			s.net.heal()
+			for i := range s.net.group {
+				s.net.group[i] = 0
+			}
+			s.net.group[e.node] = 1
+			s.res.Partitions++
+			s.logf("isolate node %d", e.node+1)
+		}
 	case evMembership:
 		s.driveChange()
 		s.schedule(simEvent{at: s.now + 20*ms, kind: evMembership})
@@ -346,7 +414,7 @@ func (s *sim) after(n *simNode) {
 		s.schedule(simEvent{at: n.writeAt, kind: evWrite, node: int(n.id - 1), n: n.incarnation})
 	}
 	if n.applyAt == 0 && n.node.HasApply() {
-		n.applyAt = s.now + 20*us
+		n.applyAt = s.now + 20*us + int64(s.rng.IntN(int(s.applyLag)))
 		s.schedule(simEvent{at: n.applyAt, kind: evApply, node: int(n.id - 1), n: n.incarnation})
 	}
 	s.checks.node(s, n)
@@ -361,6 +429,7 @@ func (s *sim) settle() {
 	s.net.calm()
 	for _, n := range s.nodes {
 		n.disk = 100 * us
+		n.pausedUntil, n.cutUntil = min(n.pausedUntil, s.now), min(n.cutUntil, s.now)
 		if !n.up {
 			s.start(n)
 			s.after(n)
@@ -411,6 +480,9 @@ func (s *sim) describe() string {
 	}
 	return out
 }
+
+// paused reports whether n is frozen now.
+func (s *sim) paused(n *simNode) bool { return n.pausedUntil > s.now }
 
 func (s *sim) result() *SimResult {
 	r := s.res

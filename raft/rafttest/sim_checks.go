@@ -11,6 +11,7 @@ import (
 // index and term, which Raft makes unique).
 type simChecks struct {
 	leaders    map[uint64]raft.NodeID // term -> its leader
+	maxTerm    uint64                 // newest term with a leader
 	applied    map[uint64]appliedRec  // index -> command applied there
 	appliedMax uint64                 // highest index in applied
 	acked      map[uint64]uint64      // index -> hash of an acknowledged write
@@ -54,6 +55,7 @@ func (c *simChecks) node(s *sim, n *simNode) {
 			return
 		}
 		c.leaders[st.Term] = n.id
+		c.maxTerm = max(c.maxTerm, st.Term)
 		if n.lastRole != raft.RoleLeader || n.lastTerm != st.Term {
 			s.res.Elections++
 			s.logf("node %d leads term %d", n.id, st.Term)
@@ -76,8 +78,28 @@ func (c *simChecks) node(s *sim, n *simNode) {
 	if v := n.kv.Violations(); len(v) > 0 {
 		s.violate("node %d apply contract: %v", n.id, v[0])
 	}
+	if gen, restored := n.kv.restoreMark(); gen != n.restoreGen {
+		// The state machine was replaced by a snapshot: its history is
+		// the snapshotting node's (checked there); check from its end.
+		n.restoreGen, n.seenApplied, n.lastSeenIndex = gen, restored, 0
+		if restored > 0 {
+			n.lastSeenIndex = n.kv.AppliedSince(restored - 1)[0].Index
+		}
+	}
 	for _, e := range n.kv.AppliedSince(n.seenApplied) {
 		n.seenApplied++
+		// Completeness: every command committed between the last one
+		// this node applied and this one was applied here too. Only
+		// normal entries are recorded, so a gap holds no-ops and
+		// configurations, never a command another node applied.
+		for j := n.lastSeenIndex + 1; j < e.Index; j++ {
+			if rec, ok := c.applied[j]; ok {
+				s.violate("completeness: node %d applied index %d after %d, skipping the command committed at %d (applied by node %d)",
+					n.id, e.Index, n.lastSeenIndex, j, rec.node)
+				return
+			}
+		}
+		n.lastSeenIndex = max(n.lastSeenIndex, e.Index)
 		rec := appliedRec{term: e.Term, hash: hashBytes(e.Data), node: n.id}
 		if prev, ok := c.applied[e.Index]; ok && (prev.term != rec.term || prev.hash != rec.hash) {
 			s.violate("state machine safety: node %d applied term %d at index %d, node %d applied term %d there",
@@ -90,6 +112,19 @@ func (c *simChecks) node(s *sim, n *simNode) {
 			s.violate("acknowledged write at index %d lost: node %d applied another command there", e.Index, n.id)
 			return
 		}
+	}
+}
+
+// leaseRead checks a read that node n served from its lease: a lease in
+// term t means no node has been elected in a later term, since every node
+// that acknowledged the lease's heartbeat refuses to vote until it would
+// have expired (clocks in the simulation drift within the bound leases
+// assume). This sees a stale lease at once, where linearizability needs a
+// newer leader's acknowledged write and a read that misses it.
+func (c *simChecks) leaseRead(s *sim, n *simNode) {
+	if t := n.node.Status().Term; c.maxTerm > t {
+		s.violate("stale lease: node %d served a lease read in term %d after node %d was elected in term %d",
+			n.id, t, c.leaders[c.maxTerm], c.maxTerm)
 	}
 }
 
@@ -140,8 +175,25 @@ func (c *simChecks) final(s *sim) {
 	var last uint64
 	for _, n := range s.nodes {
 		st := n.node.Status()
-		if ents := n.kv.Applied(); len(ents) > 0 && ents[len(ents)-1].Index > st.Applied {
+		ents := n.kv.Applied()
+		if len(ents) > 0 && ents[len(ents)-1].Index > st.Applied {
 			s.violate("node %d state machine is ahead of its applied index", n.id)
+		}
+		// Completeness, whatever the order in which nodes applied: every
+		// command applied anywhere at or below this node's last one was
+		// applied here, exactly once (the Recorder flags repeats).
+		if len(ents) > 0 {
+			have := make(map[uint64]bool, len(ents))
+			for _, e := range ents {
+				have[e.Index] = true
+			}
+			top := ents[len(ents)-1].Index
+			for idx, rec := range c.applied {
+				if idx <= top && !have[idx] {
+					s.violate("completeness: node %d never applied the command committed at %d (applied by node %d)", n.id, idx, rec.node)
+					return
+				}
+			}
 		}
 		if !st.Removed {
 			last = max(last, st.Applied) // members converged on one index

@@ -16,6 +16,9 @@ type simClient struct {
 	seq     int
 	guess   int // index of the node tried next
 	pending *simOp
+	// sentAt is when the next operation was sent to a paused node, which
+	// takes it from its socket when it resumes.
+	sentAt int64
 }
 
 type simOp struct {
@@ -51,15 +54,32 @@ func (c *simClient) next(s *sim) {
 	if c.pending != nil || s.settled {
 		return
 	}
+	if c.sentAt == 0 && s.rng.IntN(4) == 0 {
+		// Like a client behind a load balancer, start at any node: a
+		// follower redirects to the leader it knows, so that while two
+		// nodes believe they lead, both get clients.
+		c.guess = s.rng.IntN(len(s.nodes))
+	}
+	n := s.nodes[c.guess]
+	if n.up && s.paused(n) {
+		if c.sentAt == 0 {
+			c.sentAt = s.now
+		}
+		s.schedule(simEvent{at: n.pausedUntil + int64(s.rng.IntN(int(ms))), kind: evClient, n: c.id})
+		return
+	}
+	call := s.now
+	if c.sentAt != 0 {
+		call, c.sentAt = c.sentAt, 0
+	}
 	r := s.rng
 	c.seq++
 	op := RandomKVOp(r, c.id, c.seq)
-	n := s.nodes[c.guess]
 	if !n.up {
 		c.retry(s, 0)
 		return
 	}
-	p := &simOp{op: op, node: n, call: s.now}
+	p := &simOp{op: op, node: n, call: call}
 	var err error
 	if op.Kind == KVGet {
 		if s.opts.BrokenReads && n.node.Status().Role == raft.RoleLeader {
@@ -70,6 +90,9 @@ func (c *simClient) next(s *sim) {
 			return
 		}
 		p.handle, err = n.node.Read(s.rng.IntN(2) == 0)
+		if l, ok := p.handle.(interface{ Leased() bool }); ok && err == nil && l.Leased() {
+			s.checks.leaseRead(s, n)
+		}
 	} else {
 		p.cmd = op.Encode()
 		p.handle, err = n.node.Propose(p.cmd)
@@ -107,6 +130,7 @@ func (c *simClient) done(s *sim) {
 func (c *simClient) giveUp(s *sim) {
 	p := c.pending
 	s.history.RecordUnknown(c.id, p.op, p.call)
+	c.guess = s.rng.IntN(len(s.nodes)) // that node may be down, paused or cut off
 	c.done(s)
 }
 
@@ -121,7 +145,7 @@ func (s *sim) pollClients() {
 		select {
 		case <-p.handle.Done():
 		default:
-			if s.now-p.call > clientWait {
+			if s.now-p.call > s.clientWait {
 				c.giveUp(s)
 			}
 			continue

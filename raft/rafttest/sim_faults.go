@@ -53,9 +53,34 @@ func (n *simNet) send(msgs []raft.Message) {
 		}
 		for range copies {
 			delay := n.minDelay + int64(r.IntN(int(n.maxDelay-n.minDelay)+1))
+			if m.Type == raft.MsgTimeoutNow && r.IntN(3) == 0 {
+				// Held up past the transfer's timeout: the target may
+				// campaign after the leader gave the transfer up.
+				delay += 100*ms + int64(r.IntN(int(200*ms)))
+			}
 			n.s.schedule(simEvent{at: n.s.now + delay, kind: evDeliver, msg: m})
 		}
 	}
+}
+
+// pause freezes a node, often the leader, for up to four election
+// timeouts, as SIGSTOP, a VM stall or a long GC pause would; half the time
+// it is also cut off from its peers while stopped and for a moment after.
+func (s *sim) pause() {
+	r := s.rng
+	n := s.nodes[r.IntN(len(s.nodes))]
+	if l := s.leader(); l != nil && r.IntN(2) == 0 {
+		n = l
+	}
+	if !n.up || s.paused(n) {
+		return
+	}
+	n.pausedUntil = s.now + 30*ms + int64(r.IntN(int(400*ms)))
+	if r.IntN(2) == 0 {
+		n.cutUntil = n.pausedUntil + int64(r.IntN(int(60*ms)))
+	}
+	s.res.Pauses++
+	s.logf("pause node %d until %.3fs (cut off until %.3fs)", n.id, float64(n.pausedUntil)/1e9, float64(n.cutUntil)/1e9)
 }
 
 // planFaults schedules the first fault; each fault schedules the next.
@@ -75,6 +100,10 @@ func (s *sim) fault() {
 	nodes := len(s.nodes)
 	if r.IntN(10) == 0 {
 		s.startChange() // grow, shrink or replace, driven to completion
+		return
+	}
+	if r.IntN(8) == 0 {
+		s.pause()
 		return
 	}
 	switch k := r.IntN(100); {
@@ -105,22 +134,22 @@ func (s *sim) fault() {
 		}
 		s.res.Partitions++
 		s.logf("one-way cuts %v", s.net.cut)
-	case k < 45:
+	case k < 36:
 		s.net.heal()
 		s.logf("heal")
-	case k < 55: // lossy, duplicating, reordering network
+	case k < 46: // lossy, duplicating, reordering network
 		s.net.drop = float64(r.IntN(30)) / 100
 		s.net.dup = float64(r.IntN(20)) / 100
 		s.net.minDelay = int64(r.IntN(int(2 * ms)))
 		s.net.maxDelay = s.net.minDelay + int64(r.IntN(int(30*ms)))
 		s.logf("network drop=%.2f dup=%.2f delay=[%d,%d]us", s.net.drop, s.net.dup, s.net.minDelay/us, s.net.maxDelay/us)
-	case k < 60:
+	case k < 51:
 		s.net.calm()
 		s.logf("network calm")
-	case k < 72: // crash a node
+	case k < 63: // crash a node
 		n := s.nodes[r.IntN(nodes)]
 		s.crash(n)
-	case k < 84: // restart a crashed node
+	case k < 75: // restart a crashed node
 		for _, n := range s.nodes {
 			if !n.up {
 				s.logf("restart node %d", n.id)
@@ -129,26 +158,41 @@ func (s *sim) fault() {
 				break
 			}
 		}
-	case k < 90: // a slow disk
+	case k < 81: // a slow disk
 		n := s.nodes[r.IntN(nodes)]
 		n.disk = 5*ms + int64(r.IntN(int(50*ms)))
 		s.logf("slow disk on node %d: %dus", n.id, n.disk/us)
-	case k < 93:
+	case k < 84:
 		for _, n := range s.nodes {
 			n.disk = s.diskLatency()
 		}
-	case k < 96: // a snapshot and compaction at a random point
-		if n := s.nodes[r.IntN(nodes)]; n.up {
+	case k < 87: // a snapshot and compaction at a random point
+		if n := s.nodes[r.IntN(nodes)]; n.up && !s.paused(n) {
 			n.node.TakeSnapshot()
 			s.logf("snapshot requested on node %d", n.id)
 			s.after(n)
 		}
 	default: // leadership transfer
 		for _, n := range s.nodes {
-			if n.up && n.node.Status().Role == raft.RoleLeader {
+			if n.up && !s.paused(n) && n.node.Status().Role == raft.RoleLeader {
 				to := raft.NodeID(0)
 				if r.IntN(2) == 0 {
 					to = raft.NodeID(1 + r.IntN(nodes))
+				}
+				if t := s.nodes[r.IntN(nodes)]; r.IntN(2) == 0 && t != n {
+					if to != 0 {
+						t = s.nodes[to-1]
+					}
+					// The target's vote for itself takes longer to write
+					// than an election timeout: it may win after the
+					// leader abandoned the transfer.
+					t.disk = 100*ms + int64(r.IntN(int(200*ms)))
+					s.logf("slow disk on transfer target %d: %dus", t.id, t.disk/us)
+				}
+				if r.IntN(2) == 0 {
+					// Cut the leader off soon after: it hears nothing of an
+					// election its transfer may still cause.
+					s.schedule(simEvent{at: s.now + 50*ms + int64(r.IntN(int(60*ms))), kind: evIsolate, node: int(n.id - 1)})
 				}
 				err := n.node.Transfer(to)
 				s.res.Transfers++

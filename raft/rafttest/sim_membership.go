@@ -151,7 +151,7 @@ func (s *sim) leader() *simNode {
 	var best *simNode
 	var term uint64
 	for _, n := range s.nodes {
-		if !n.up {
+		if !n.up || s.paused(n) {
 			continue
 		}
 		if st := n.node.Status(); st.Role == raft.RoleLeader && st.Term >= term {

@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -84,7 +85,9 @@ var _ raft.Storage = (*Storage)(nil)
 // Open opens the store in dir, creating it if needed, and recovers its
 // state. It fails with an error wrapping ErrLocked when another Storage holds
 // dir, and with one wrapping raft.ErrCorrupt when the log or the snapshot is
-// damaged other than by a torn final write.
+// damaged other than by a torn final write. Unless NoSync is set, the
+// directories it creates, dir and any missing ancestors, are made durable
+// before it returns.
 func Open(dir string, opts Options) (*Storage, error) {
 	s := &Storage{
 		dir: dir, walDir: filepath.Join(dir, "wal"), snapDir: filepath.Join(dir, "snap"),
@@ -96,7 +99,11 @@ func Open(dir string, opts Options) (*Storage, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	created := missingDirs(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("disk: open: %w", err)
+	}
+	if err := s.syncParents(created); err != nil {
 		return nil, fmt.Errorf("disk: open: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o644)
@@ -119,6 +126,42 @@ func Open(dir string, opts Options) (*Storage, error) {
 	return s, nil
 }
 
+// missingDirs returns dir and those of its ancestors that do not exist yet,
+// deepest first: the directories os.MkdirAll(dir) is about to create. The
+// path is taken lexically (filepath.Clean). An error other than "does not
+// exist" ends the walk; MkdirAll reports it if it matters.
+func missingDirs(dir string) []string {
+	var missing []string
+	for d := filepath.Clean(dir); ; {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			return missing
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			return missing
+		}
+		d = parent
+	}
+}
+
+// syncParents fsyncs the parent of each directory in created (as returned by
+// missingDirs, deepest first), unless NoSync is set. Creating a directory
+// adds an entry to its parent, and on some filesystems (ext4, for one) that
+// entry is durable only once the parent itself is fsynced: without this, a
+// power loss shortly after a first Open could lose the store's directory,
+// or an ancestor made along with it, together with everything acknowledged
+// in it. The store's own directory is synced by recover, for wal, snap and
+// LOCK.
+func (s *Storage) syncParents(created []string) error {
+	for _, d := range created {
+		if err := s.syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // recover creates the directory layout if needed and rebuilds the store's
 // state from the snapshot and the log.
 func (s *Storage) recover() error {
@@ -127,6 +170,8 @@ func (s *Storage) recover() error {
 			return fmt.Errorf("disk: open: %w", err)
 		}
 	}
+	// For the entries wal, snap and LOCK; Open has synced the parents of
+	// the directories it created.
 	if err := s.syncDir(s.dir); err != nil {
 		return fmt.Errorf("disk: open: %w", err)
 	}

@@ -231,8 +231,12 @@ func (d *decoder) byte() byte {
 }
 
 // syncDir fsyncs a directory, making the creation, removal and renaming of
-// its entries durable.
-func syncDir(dir string) error {
+// its entries durable. It is a variable so that tests can observe which
+// directories are synced; it is fsyncDir otherwise.
+var syncDir = fsyncDir
+
+// fsyncDir opens directory dir and fsyncs it.
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

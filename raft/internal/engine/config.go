@@ -105,7 +105,9 @@ func (e *Engine) Bootstrap(m Membership) error {
 }
 
 // ProposeConfig proposes a new membership. Only one change may be in flight:
-// the previous configuration entry must be committed first.
+// the previous configuration entry must be committed first. The new
+// membership must follow from the one in force (see checkNextConfig);
+// anything else is refused with an error wrapping ErrBadConfigChange.
 func (e *Engine) ProposeConfig(m Membership) (uint64, error) {
 	if e.role != Leader {
 		return 0, ErrNotLeader
@@ -116,7 +118,72 @@ func (e *Engine) ProposeConfig(m Membership) (uint64, error) {
 	if e.ConfigPending() {
 		return 0, ErrConfigPending
 	}
+	if err := checkNextConfig(&e.membership, &m); err != nil {
+		return 0, err
+	}
 	ents := []Entry{{Type: EntryConfig, Data: EncodeMembership(m)}}
 	e.appendLeader(ents)
 	return ents[0].Index, nil
+}
+
+// checkNextConfig reports whether next may follow cur, a configuration not
+// joint. Voters change only by joint consensus (Raft paper §6): next is
+// either joint with cur's voters as its outgoing half (C_old,new), or keeps
+// cur's voters and changes only non-voters. A direct change of voters,
+// even of one server (thesis §4.1), is refused: it is safe only under
+// conditions (a new leader's first commit, thesis §4.1's correction) that
+// the joint path does not need. A node once removed stays removed: its ID
+// is never reused (a stale process with it could rejoin), and a member may
+// not appear twice.
+func checkNextConfig(cur, next *Membership) error {
+	if len(next.Voters) == 0 {
+		return fmt.Errorf("%w: no voters", ErrBadConfigChange)
+	}
+	seen := map[NodeID]bool{}
+	for _, set := range [][]Member{next.Voters, next.NonVoters} {
+		for _, x := range set {
+			if x.ID == 0 || seen[x.ID] {
+				return fmt.Errorf("%w: node %d is zero or listed twice", ErrBadConfigChange, x.ID)
+			}
+			if contains(next.Removed, x.ID) {
+				return fmt.Errorf("%w: node %d is both a member and removed", ErrBadConfigChange, x.ID)
+			}
+			seen[x.ID] = true
+		}
+	}
+	for _, r := range cur.Removed {
+		if !contains(next.Removed, r.ID) {
+			return fmt.Errorf("%w: removed node %d would be forgotten", ErrBadConfigChange, r.ID)
+		}
+	}
+	if next.IsJoint() {
+		if !sameMemberIDs(next.OutgoingVoters, cur.Voters) {
+			return fmt.Errorf("%w: the outgoing voters of a joint configuration must be the voters in force", ErrBadConfigChange)
+		}
+		return nil
+	}
+	if !sameMemberIDs(next.Voters, cur.Voters) {
+		return fmt.Errorf("%w: voters change only through a joint configuration", ErrBadConfigChange)
+	}
+	return nil
+}
+
+// sameMemberIDs reports whether a and b hold the same IDs, each once.
+func sameMemberIDs(a, b []Member) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !contains(b, x.ID) {
+			return false
+		}
+	}
+	for i := range a {
+		for j := i + 1; j < len(a); j++ {
+			if a[i].ID == a[j].ID {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -185,7 +185,7 @@ func (e *Engine) syncProgress() {
 		pr := e.prs[id]
 		member := e.membership.Contains(id)
 		if pr == nil {
-			pr = &progress{id: id, next: e.log.last + 1, lastContact: e.now, recentActive: true}
+			pr = &progress{id: id, next: e.log.last + 1, lastContact: e.now}
 			e.prs[id] = pr
 		}
 		pr.voter = e.membership.IsVoter(id)

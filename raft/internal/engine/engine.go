@@ -16,6 +16,9 @@ var (
 	ErrUnknownPeer   = errors.New("engine: unknown peer")
 	ErrWrongTarget   = errors.New("engine: message for another group or node")
 	ErrInitialized   = errors.New("engine: already initialized with another configuration")
+	// ErrBadConfigChange refuses a configuration that does not follow from
+	// the one in force (ProposeConfig).
+	ErrBadConfigChange = errors.New("engine: configuration does not follow from the one in force")
 )
 
 // Role is a node's part in the protocol.
@@ -342,12 +345,30 @@ func (e *Engine) Committed() uint64 { return e.log.committed }
 // LastIndex returns the index of the last entry in the log.
 func (e *Engine) LastIndex() uint64 { return e.log.last }
 
-// Tick advances the engine's logical clock by one tick.
-func (e *Engine) Tick() {
-	e.now++
-	e.electionElapsed++
+// Tick advances the engine's clock by one tick. It is Advance(1).
+func (e *Engine) Tick() { e.Advance(1) }
+
+// Advance moves the engine's clock forward by ticks: all the time that
+// elapsed since the last call, however long, not one tick per wake-up. The
+// runtime derives it from a monotonic clock, so that a process paused for
+// seconds (SIGSTOP, a VM stall, a long GC pause) sees those seconds pass
+// when it resumes: its lease has run out, its check-quorum fails, and as a
+// follower its vote suppression has lapsed. Counting wake-ups instead would
+// let a leader resumed after a pause believe its lease still holds while
+// another leader has been elected and has committed writes.
+//
+// The runtime must advance the clock to the current time before it steps
+// messages it has already received and before LeaseRead: a follower that
+// resets its election timer on a heartbeat must not have the time it spent
+// paused before receiving it counted after the reset.
+func (e *Engine) Advance(ticks uint64) {
+	if ticks == 0 {
+		return
+	}
+	e.now += ticks
+	e.electionElapsed = addTicks(e.electionElapsed, ticks)
 	if e.role == Leader {
-		e.tickLeader()
+		e.tickLeader(ticks)
 		return
 	}
 	if e.mayCampaign() && e.electionElapsed >= e.randomizedTimeout {
@@ -356,8 +377,17 @@ func (e *Engine) Tick() {
 	}
 }
 
-func (e *Engine) tickLeader() {
-	e.heartbeatElapsed++
+// addTicks adds ticks to a timer, saturating far beyond any timeout.
+func addTicks(v int, ticks uint64) int {
+	const ceiling = 1 << 30
+	if ticks >= ceiling || v >= ceiling-int(ticks) {
+		return ceiling
+	}
+	return v + int(ticks)
+}
+
+func (e *Engine) tickLeader(ticks uint64) {
+	e.heartbeatElapsed = addTicks(e.heartbeatElapsed, ticks)
 	if e.electionElapsed >= e.cfg.ElectionTicks {
 		e.electionElapsed = 0
 		if !e.checkQuorum() {
@@ -377,23 +407,21 @@ func (e *Engine) tickLeader() {
 	e.tickSnapshots()
 }
 
-// checkQuorum reports whether a quorum was heard from since the last
-// check, and clears the record (Raft thesis §6.2).
+// checkQuorum reports whether a quorum was heard from within the last
+// election timeout (Raft thesis §6.2). It reads the time of each peer's
+// last message rather than a flag set since the previous check, so that
+// after a long pause the check sees how old that contact really is.
 func (e *Engine) checkQuorum() bool {
 	active := func(id uint64) uint64 {
 		if NodeID(id) == e.id {
 			return 1
 		}
-		if pr := e.prs[NodeID(id)]; pr != nil && pr.recentActive {
+		if pr := e.prs[NodeID(id)]; pr != nil && e.now-pr.lastContact < uint64(e.cfg.ElectionTicks) {
 			return 1
 		}
 		return 0
 	}
-	ok := e.quorum.CommittedIndex(active) == 1
-	for _, pr := range e.peers {
-		pr.recentActive = false
-	}
-	return ok
+	return e.quorum.CommittedIndex(active) == 1
 }
 
 // Step processes a message received from the network.
@@ -434,7 +462,6 @@ func (e *Engine) Step(m Message) error {
 		return nil
 	}
 	if pr := e.prs[m.From]; pr != nil {
-		pr.recentActive = true
 		pr.lastContact = e.now
 	}
 	switch m.Type {
@@ -493,6 +520,9 @@ func (e *Engine) send(m Message) {
 		m.Term = e.term
 	}
 	if e.role == Leader {
+		if m.Type == MsgTimeoutNow {
+			e.reads.timeoutNowSent = true // no more lease reads this term (LeaseRead)
+		}
 		switch m.Type {
 		case MsgApp, MsgHeartbeat, MsgTimeoutNow, MsgSnap:
 			if e.msgs == nil {

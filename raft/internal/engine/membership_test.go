@@ -131,10 +131,10 @@ func TestProposeConfigWhilePendingRefused(t *testing.T) {
 	w.elect(1)
 	w.isolate(2)
 	w.isolate(3)
-	if _, err := w.nodes[1].e.ProposeConfig(Membership{Voters: voters(1, 2)}); err != nil {
+	if _, err := w.nodes[1].e.ProposeConfig(Membership{Voters: voters(1, 2), OutgoingVoters: voters(1, 2, 3), Removed: voters(3)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.nodes[1].e.ProposeConfig(Membership{Voters: voters(1, 3)}); !errors.Is(err, ErrConfigPending) {
+	if _, err := w.nodes[1].e.ProposeConfig(Membership{Voters: voters(1, 2, 3), NonVoters: voters(4)}); !errors.Is(err, ErrConfigPending) {
 		t.Fatalf("second change: %v", err)
 	}
 }

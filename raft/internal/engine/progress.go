@@ -42,12 +42,10 @@ type progress struct {
 	inflights     []inflight
 	inflightBytes int
 
-	// recentActive is set on any message from the peer and cleared by the
-	// check-quorum round (Raft thesis §6.2).
-	recentActive bool
 	// ackedSeq is the highest heartbeat round the peer has answered.
 	ackedSeq uint64
-	// lastContact is the tick of the last message from the peer.
+	// lastContact is the tick of the last message from the peer (the
+	// check-quorum round reads it, Raft thesis §6.2).
 	lastContact uint64
 
 	voter bool

@@ -28,13 +28,18 @@ type readState struct {
 	ready     []ReadState
 	failed    []uint64
 	needRound bool
+	// timeoutNowSent is set once this leader sent MsgTimeoutNow in its
+	// term: no lease reads for the rest of the term (see LeaseRead).
+	timeoutNowSent bool
 	// quietUntil is the tick before which a restarted node grants no vote.
 	quietUntil uint64
 }
 
+// reset starts a new leadership term.
 func (r *readState) reset() {
 	r.pending = r.pending[:0]
 	r.needRound = false
+	r.timeoutNowSent = false
 }
 
 func (r *readState) startRound(now uint64) uint64 {
@@ -123,12 +128,25 @@ func (e *Engine) failReads() {
 
 // LeaseRead returns the index a read may be served at without a round, when
 // the leader's lease holds: a quorum answered a heartbeat round sent less
-// than LeaseTicks ago, no transfer is under way, and the leader has
-// committed an entry of its term. Correct only if no node's clock runs
-// slower than another's by more than the margin between LeaseTicks and
-// ElectionTicks.
+// than LeaseTicks ago, the leader has committed an entry of its term, and
+// it has sent no MsgTimeoutNow in this term. The clock must have been
+// advanced to the current time first (Advance): the lease is judged at the
+// moment the read is answered, so a leader that was paused finds it
+// expired.
+//
+// Correct if no node's clock runs slower than another's by more than the
+// margin between LeaseTicks and ElectionTicks (a bound on clock rate, not
+// on offset: only elapsed times are compared, each on one node's clock).
+//
+// Why MsgTimeoutNow ends the lease for the whole term: a transfer campaign
+// asks voters to disregard their leader (thesis §3.10), so once the target
+// may campaign, the lease no longer keeps other leaders out. Abandoning the
+// transfer does not help: the MsgTimeoutNow may still be in flight, or the
+// target's vote for itself may still be being written, and the target can
+// win and commit at any time. Only a new term of this node's leadership
+// (which the target's election would end anyway) restores leases.
 func (e *Engine) LeaseRead() (uint64, bool) {
-	if e.role != Leader || e.cfg.LeaseTicks == 0 || e.transferee != 0 || !e.committedInTerm() {
+	if e.role != Leader || e.cfg.LeaseTicks == 0 || e.transferee != 0 || e.reads.timeoutNowSent || !e.committedInTerm() {
 		return 0, false
 	}
 	acked := e.quorum.CommittedIndex(e.ackedSeqOf)

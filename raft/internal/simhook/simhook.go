@@ -5,6 +5,7 @@ package simhook
 
 import (
 	"context"
+	"time"
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
 )
@@ -47,7 +48,8 @@ type Status struct {
 type Node interface {
 	// Bootstrap gives a new node its initial configuration.
 	Bootstrap(members []engine.Member) error
-	// Tick advances the node's clock by one heartbeat interval.
+	// Tick wakes the node as its ticker would: it takes the time elapsed
+	// on its clock (the clock given to NewNode) and does what is due.
 	Tick()
 	// Deliver hands received messages to the node.
 	Deliver(msgs []engine.Message)
@@ -87,5 +89,14 @@ type Node interface {
 	TermAt(index uint64) (uint64, bool)
 }
 
-// NewNode builds a manual node from a raft.Config. Package raft sets it.
-var NewNode func(ctx context.Context, cfg any) (Node, error)
+// NewNode builds a manual node from a raft.Config. clock returns the time
+// elapsed on the node's clock since it was built (the simulator's time, at
+// the node's clock rate). Package raft sets it.
+var NewNode func(ctx context.Context, cfg any, clock func() time.Duration) (Node, error)
+
+// Hold freezes a running raft.Node (not a manual one) as SIGSTOP would,
+// for tests of the real runtime: its main loop, write and apply goroutines
+// stop at their next unit of work while time goes on, its ticker drops
+// ticks, and received messages and calls queue up. release lets it run
+// again. Package raft sets it.
+var Hold func(node any) (release func())
