@@ -72,7 +72,7 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	var ops, acked, crashes, parts, transfers, elections, events, taken, installed, midInstall, changes int
+	var ops, acked, crashes, parts, transfers, elections, events, taken, installed, midInstall, changes, pauses int
 	for seed := *simStart; seed < *simStart+int64(seeds); seed++ {
 		began := time.Now()
 		if *simTrace {
@@ -96,9 +96,10 @@ func TestSimulation(t *testing.T) {
 		installed += r.SnapshotsInstalled
 		midInstall += r.CrashesDuringInstall
 		changes += r.Changes
+		pauses += r.Pauses
 	}
-	t.Logf("%d seeds in %v: %d events, %d client ops (%d writes acknowledged), %d elections, %d crashes, %d partitions, %d transfers, %d snapshots taken, %d installed from a leader, %d crashes during an install, %d membership changes",
-		seeds, time.Since(start).Round(time.Millisecond), events, ops, acked, elections, crashes, parts, transfers, taken, installed, midInstall, changes)
+	t.Logf("%d seeds in %v: %d events, %d client ops (%d writes acknowledged), %d elections, %d crashes, %d partitions, %d transfers, %d snapshots taken, %d installed from a leader, %d crashes during an install, %d membership changes, %d process pauses",
+		seeds, time.Since(start).Round(time.Millisecond), events, ops, acked, elections, crashes, parts, transfers, taken, installed, midInstall, changes, pauses)
 }
 
 func TestSimulationRegressions(t *testing.T) {
