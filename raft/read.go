@@ -39,11 +39,15 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 // LeaseRead is ReadIndex without the quorum round while the leader's lease
 // holds (Raft thesis §6.4.1), which saves a round trip per read. It
 // requires Config.LeaseReads and falls back to ReadIndex when the lease is
-// not known to hold. Clock assumption: a lease lasts ElectionTimeout ×
-// (1 − MaxClockDrift) minus one heartbeat from when the acknowledged
-// heartbeat was sent; it is safe only if no node's clock runs slower than
-// another's by more than MaxClockDrift, and if paused processes (GC, VM
-// migration) pause no longer than that margin. Use ReadIndex when in doubt.
+// not known to hold: just elected, a leadership transfer under way, or a
+// transfer started in this term (even if abandoned). A lease lasts
+// ElectionTimeout × (1 − MaxClockDrift) minus one heartbeat from when the
+// acknowledged heartbeat was sent, measured on the monotonic clock when the
+// read is answered. Clock assumption: no node's clock runs slower than
+// another's by more than MaxClockDrift (a bound on rate, not on offset).
+// Process pauses (GC, VM stalls, SIGSTOP) need no bound: the paused time
+// counts, and a leader that resumes after its lease ran out falls back to
+// a quorum round.
 func (n *Node) LeaseRead(ctx context.Context) (uint64, error) {
 	return n.read(ctx, n.cfg.LeaseReads)
 }
