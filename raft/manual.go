@@ -65,7 +65,9 @@ func (m *manualNode) Bootstrap(members []Member) error {
 }
 
 func (m *manualNode) Tick() {
-	m.node().process() // process reads the clock (drain, syncClock)
+	n := m.node()
+	n.syncClock()
+	n.process()
 }
 
 func (m *manualNode) Deliver(msgs []Message) {

@@ -284,9 +284,9 @@ func (n *Node) run() {
 		case <-n.stopping:
 			return
 		case <-ticker.C:
-			// The ticker only wakes the loop: the engine's time comes from
-			// the monotonic clock (syncClock, in drain), since a ticker
-			// drops the ticks of a paused process.
+			// The engine's time comes from the monotonic clock, not from
+			// counting ticks: a ticker drops the ticks of a paused process.
+			n.syncClock()
 			if ticks++; ticks%metricsEvery == 0 {
 				n.publishMetrics()
 			}
@@ -331,8 +331,11 @@ func (n *Node) drain() {
 	// The clock is read after the messages were taken, so that each is
 	// stepped at a time no earlier than it arrived: a follower resets its
 	// election timer on a heartbeat, and the time it spent paused before
-	// the heartbeat arrived must not count after the reset.
-	n.syncClock()
+	// the heartbeat arrived must not count after the reset. Events and
+	// proposals need no time (a lease read reads the clock itself).
+	if len(batches) > 0 {
+		n.syncClock()
+	}
 	for _, msgs := range batches {
 		n.stepMessages(msgs)
 	}
