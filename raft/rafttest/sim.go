@@ -21,7 +21,8 @@ type SimOptions struct {
 	// which faults stop, crashed nodes restart and the cluster must
 	// converge.
 	Duration time.Duration
-	// Clients is the number of concurrent KV clients (default 4).
+	// Clients is the number of concurrent KV clients (default 4); one
+	// more only reads.
 	Clients int
 	// BrokenReads makes a node that believes it leads answer reads from
 	// its state machine without confirming leadership: the negative
@@ -210,8 +211,11 @@ func newSim(opts SimOptions) *sim {
 		}
 		s.after(n)
 	}
-	for c := range s.opts.Clients {
-		s.clients = append(s.clients, &simClient{id: c, guess: s.rng.IntN(s.opts.Nodes)})
+	for c := range s.opts.Clients + 1 {
+		// The last client only reads, mostly from the lease, and gives up
+		// quickly: it keeps reading from whichever node believes it leads,
+		// where the writers get stuck behind writes that cannot commit.
+		s.clients = append(s.clients, &simClient{id: c, guess: s.rng.IntN(s.opts.Nodes), reader: c == s.opts.Clients})
 		s.schedule(simEvent{at: int64(s.rng.IntN(int(200 * ms))), kind: evClient, n: c})
 	}
 	s.planFaults()

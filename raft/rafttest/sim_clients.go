@@ -19,7 +19,12 @@ type simClient struct {
 	// sentAt is when the next operation was sent to a paused node, which
 	// takes it from its socket when it resumes.
 	sentAt int64
+	// reader makes a client that only reads (three in four from the
+	// lease) and waits readerWait at most for an answer.
+	reader bool
 }
+
+const readerWait = 20 * ms
 
 type simOp struct {
 	op     KVOp
@@ -75,6 +80,10 @@ func (c *simClient) next(s *sim) {
 	r := s.rng
 	c.seq++
 	op := RandomKVOp(r, c.id, c.seq)
+	lease := r.IntN(2) == 0
+	if c.reader {
+		op, lease = KVOp{Kind: KVGet, Key: fmt.Sprint("k", r.IntN(3))}, r.IntN(4) != 0
+	}
 	if !n.up {
 		c.retry(s, 0)
 		return
@@ -89,7 +98,7 @@ func (c *simClient) next(s *sim) {
 			c.done(s)
 			return
 		}
-		p.handle, err = n.node.Read(s.rng.IntN(2) == 0)
+		p.handle, err = n.node.Read(lease)
 		if l, ok := p.handle.(interface{ Leased() bool }); ok && err == nil && l.Leased() {
 			s.checks.leaseRead(s, n)
 		}
@@ -145,7 +154,7 @@ func (s *sim) pollClients() {
 		select {
 		case <-p.handle.Done():
 		default:
-			if s.now-p.call > s.clientWait {
+			if wait := s.clientWait; s.now-p.call > wait || c.reader && s.now-p.call > readerWait {
 				c.giveUp(s)
 			}
 			continue
