@@ -16,7 +16,7 @@ import (
 // the scheduling differs.
 
 func init() {
-	simhook.NewNode = func(ctx context.Context, cfg any, clock func() time.Duration) (simhook.Node, error) {
+	simhook.NewNode = func(ctx context.Context, cfg any, clock func() (mono, wall time.Duration)) (simhook.Node, error) {
 		c, ok := cfg.(Config)
 		if !ok {
 			return nil, fmt.Errorf("%w: simhook wants a raft.Config, got %T", ErrBadConfig, cfg)

@@ -70,11 +70,13 @@ type Node struct {
 	failMu   sync.Mutex
 	failure  error
 	spare    []*Future
-	// clock returns the time elapsed since the node started, on a
-	// monotonic clock (the simulator's in manual mode); ticks is how many
-	// ticks of it the engine has been given (syncClock).
-	clock func() time.Duration
-	ticks uint64
+	// clock returns the time elapsed since the node started on the
+	// monotonic clock and on the wall clock (the simulator's in manual
+	// mode); ticks is how many monotonic ticks the engine has been given,
+	// and wallLead how far the wall clock ran ahead (syncClock).
+	clock    func() (mono, wall time.Duration)
+	ticks    uint64
+	wallLead time.Duration
 	// held, when set, freezes the node's goroutines at their next unit of
 	// work until the channel is closed (simhook.Hold, for tests).
 	held     atomic.Pointer[chan struct{}]
@@ -109,11 +111,15 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 // step, write, apply) itself, through the methods in manual.go, on the
 // simulated time clock returns, so that simulation exercises exactly the
 // code that runs in production.
-func newNode(ctx context.Context, cfg Config, clock func() time.Duration) (*Node, error) {
+func newNode(ctx context.Context, cfg Config, clock func() (mono, wall time.Duration)) (*Node, error) {
 	manual := clock != nil
 	if !manual {
-		start := time.Now() // carries a monotonic reading: wall-clock jumps do not count
-		clock = func() time.Duration { return time.Since(start) }
+		start := time.Now() // with a monotonic reading: wall clock steps do not move it
+		wallStart := start.Round(0)
+		clock = func() (time.Duration, time.Duration) {
+			now := time.Now()
+			return now.Sub(start), now.Round(0).Sub(wallStart)
+		}
 	}
 	c, err := cfg.withDefaults()
 	if err != nil {
@@ -344,13 +350,22 @@ func (n *Node) drain() {
 	}
 }
 
-// syncClock gives the engine every tick elapsed on the node's clock since
-// the last call (engine.Advance): after a pause of seconds the engine sees
-// seconds pass, and a lease it held has run out. Ticks are whole heartbeat
-// intervals, rounded down, on the leader's side as on the followers': the
-// lease arithmetic in Config.ticks counts on it.
+// syncClock gives the engine every tick elapsed on the node's monotonic
+// clock since the last call (engine.Advance): after a pause of seconds the
+// engine sees seconds pass, and a lease it held has run out. Ticks are
+// whole heartbeat intervals, rounded down, on the leader's side as on the
+// followers': the lease arithmetic in Config.ticks counts on it. It also
+// tells the engine how far the wall clock has run ahead of the monotonic
+// one (engine.SetWallLead, rounded up), which counts against leases only:
+// the monotonic clock stops while the host is suspended.
 func (n *Node) syncClock() {
-	t := uint64(n.clock() / n.cfg.HeartbeatInterval)
+	mono, wall := n.clock()
+	iv := n.cfg.HeartbeatInterval
+	if lead := wall - mono; lead > n.wallLead {
+		n.wallLead = lead
+		n.eng.SetWallLead(uint64((lead + iv - 1) / iv))
+	}
+	t := uint64(mono / iv)
 	if t <= n.ticks {
 		return
 	}

@@ -33,7 +33,7 @@ func TestApplySpanningInstalledSnapshot(t *testing.T) {
 			ID: 3, Storage: store, Network: &captureNet{out: &sent}, StateMachine: kv,
 			HeartbeatInterval: 10 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 			EntryCacheBytes: 1, SnapshotEntries: -1,
-		}, func() time.Duration { return 0 })
+		}, func() (time.Duration, time.Duration) { return 0, 0 })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -129,6 +129,12 @@ type simNode struct {
 	// while after, as a fault proxy would.
 	pausedUntil int64
 	cutUntil    int64
+	// A pause may be a suspension of the whole host: the monotonic clock
+	// misses [suspendFrom, suspendTo) (and suspendedDone of earlier ones)
+	// while the wall clock keeps time. wallStep is how far the wall clock
+	// was stepped (NTP, an operator), either way.
+	suspendFrom, suspendTo, suspendedDone int64
+	wallStep                              int64
 	// Completeness check: the index of the last command seen applied, and
 	// the Recorder's restore generation it was read under.
 	lastSeenIndex uint64
@@ -239,6 +245,7 @@ func (s *sim) start(n *simNode) {
 	n.up = true
 	n.writeAt, n.applyAt = 0, 0
 	n.bootAt, n.pausedUntil, n.cutUntil = s.now, 0, 0
+	n.suspendFrom, n.suspendTo, n.suspendedDone, n.wallStep = 0, 0, 0, 0
 	n.lastSeenIndex, n.restoreGen = 0, 0
 	n.lastRole, n.lastTerm, n.lastCommit, n.lastApplied, n.seenApplied = 0, 0, 0, 0, 0
 	n.lastTaken, n.lastInstalled = 0, 0
@@ -250,14 +257,17 @@ func (s *sim) start(n *simNode) {
 		SnapshotEntries: s.snapEvery, SnapshotTrailingEntries: s.snapTrailing, SnapshotChunkBytes: s.snapChunk,
 		EntryCacheBytes: s.cacheBytes,
 	}
-	// The node's monotonic clock: simulated time since it started, at its
-	// own rate.
+	// The node's clocks: simulated time since it started, at its own
+	// rate; the monotonic one misses the time its host spent suspended,
+	// the wall one is off by the steps it was given.
 	boot, incarnation := n.bootAt, n.incarnation
-	clock := func() time.Duration {
+	clock := func() (time.Duration, time.Duration) {
 		if n.incarnation != incarnation {
-			return 0 // a stale node of an earlier incarnation is never run
+			return 0, 0 // a stale node of an earlier incarnation is never run
 		}
-		return time.Duration((s.now - boot) * simTick / n.tickEvery)
+		up := s.now - boot
+		mono := up - n.suspendedDone - max(0, min(s.now, n.suspendTo)-n.suspendFrom)
+		return time.Duration(mono * simTick / n.tickEvery), time.Duration((up + n.wallStep) * simTick / n.tickEvery)
 	}
 	node, err := simhook.NewNode(context.Background(), cfg, clock)
 	if err != nil {

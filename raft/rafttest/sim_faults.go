@@ -79,8 +79,15 @@ func (s *sim) pause() {
 	if r.IntN(2) == 0 {
 		n.cutUntil = n.pausedUntil + int64(r.IntN(int(60*ms)))
 	}
+	what := "pause"
+	if r.IntN(3) == 0 {
+		// The whole host is suspended: the monotonic clock stops too.
+		what = "suspend"
+		n.suspendedDone += max(0, n.suspendTo-n.suspendFrom)
+		n.suspendFrom, n.suspendTo = s.now, n.pausedUntil
+	}
 	s.res.Pauses++
-	s.logf("pause node %d until %.3fs (cut off until %.3fs)", n.id, float64(n.pausedUntil)/1e9, float64(n.cutUntil)/1e9)
+	s.logf("%s node %d until %.3fs (cut off until %.3fs)", what, n.id, float64(n.pausedUntil)/1e9, float64(n.cutUntil)/1e9)
 }
 
 // planFaults schedules the first fault; each fault schedules the next.
@@ -104,6 +111,15 @@ func (s *sim) fault() {
 	}
 	if r.IntN(8) == 0 {
 		s.pause()
+		return
+	}
+	if r.IntN(20) == 0 {
+		// A wall clock step, forward or back: it must not move the
+		// clocks Raft's timing runs on.
+		n := s.nodes[r.IntN(len(s.nodes))]
+		step := int64(r.IntN(int(4000*ms))) - 2000*ms
+		n.wallStep += step
+		s.logf("wall clock of node %d stepped by %dms", n.id, step/ms)
 		return
 	}
 	switch k := r.IntN(100); {

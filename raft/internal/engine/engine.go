@@ -242,7 +242,11 @@ type Engine struct {
 	departDone map[NodeID]bool
 	votes      map[uint64]bool
 
-	now               uint64 // ticks since start
+	now uint64 // ticks since start, on the monotonic clock
+	// wallLead is how many ticks the wall clock has run ahead of the
+	// monotonic clock since start (SetWallLead): time the monotonic clock
+	// may have missed, which only the lease counts.
+	wallLead          uint64
 	electionElapsed   int
 	heartbeatElapsed  int
 	randomizedTimeout int
@@ -376,6 +380,18 @@ func (e *Engine) Advance(ticks uint64) {
 		e.campaign(true, false)
 	}
 }
+
+// SetWallLead tells the engine how far, in ticks, the wall clock has run
+// ahead of the monotonic clock since the engine started; it only grows.
+// The monotonic clock stops while the whole host is suspended (a laptop
+// asleep, a VM suspended and resumed), and the wall clock does not: a
+// leader counts that difference against its lease, so a suspended leader
+// finds its lease expired on resume. Nothing else counts it: a follower
+// that took a wall clock step forward for elapsed time would grant votes
+// early and break another node's lease. A leader's lease only ever ends
+// sooner for it (a wall clock stepped forward costs lease reads until the
+// next heartbeat round, nothing more).
+func (e *Engine) SetWallLead(ticks uint64) { e.wallLead = max(e.wallLead, ticks) }
 
 // addTicks adds ticks to a timer, saturating far beyond any timeout.
 func addTicks(v int, ticks uint64) int {

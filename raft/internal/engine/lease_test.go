@@ -175,3 +175,28 @@ func TestProposeConfigMustFollowTheOneInForce(t *testing.T) {
 		t.Fatalf("a configuration that forgets removed node 3: %v", err)
 	}
 }
+
+// TestLeaseCountsWallClockLead: the monotonic clock stops while the host is
+// suspended; the wall clock does not. A leader counts what the wall clock
+// gained against its lease (only against its lease), and the lease comes
+// back with the next acknowledged round.
+func TestLeaseCountsWallClockLead(t *testing.T) {
+	w := leaseWorld(t)
+	w.elect(1)
+	w.tick(1)
+	if _, ok := w.nodes[1].e.LeaseRead(); !ok {
+		t.Fatal("no lease right after a heartbeat round")
+	}
+	w.nodes[1].e.SetWallLead(30) // resumed from a suspend of 30 ticks
+	if _, ok := w.nodes[1].e.LeaseRead(); ok {
+		t.Fatal("lease still held after the host was suspended for three election timeouts")
+	}
+	if w.nodes[1].e.Role() != Leader {
+		t.Fatal("the wall clock's lead moved the leader's other timers")
+	}
+	w.nodes[1].e.SetWallLead(10) // it only grows
+	w.tick(1)
+	if _, ok := w.nodes[1].e.LeaseRead(); !ok {
+		t.Fatal("no lease after a round acknowledged since the suspend")
+	}
+}

@@ -22,8 +22,10 @@ type pendingRead struct {
 }
 
 type readState struct {
-	seq       uint64 // last round started
-	sentAt    [roundHistory]uint64
+	seq    uint64 // last round started
+	sentAt [roundHistory]uint64
+	// sentLead is the engine's wallLead when each round was sent.
+	sentLead  [roundHistory]uint64
 	pending   []pendingRead
 	ready     []ReadState
 	failed    []uint64
@@ -42,9 +44,10 @@ func (r *readState) reset() {
 	r.timeoutNowSent = false
 }
 
-func (r *readState) startRound(now uint64) uint64 {
+func (r *readState) startRound(now, wallLead uint64) uint64 {
 	r.seq++
 	r.sentAt[r.seq%roundHistory] = now
+	r.sentLead[r.seq%roundHistory] = wallLead
 	r.needRound = false
 	return r.seq
 }
@@ -153,7 +156,11 @@ func (e *Engine) LeaseRead() (uint64, bool) {
 	if acked == 0 || e.reads.seq-acked >= roundHistory {
 		return 0, false
 	}
-	if e.now < e.reads.sentAt[acked%roundHistory]+uint64(e.cfg.LeaseTicks) {
+	// Elapsed since the round was sent: on the monotonic clock, plus
+	// whatever the wall clock has gained on it meanwhile (SetWallLead).
+	slot := acked % roundHistory
+	elapsed := e.now - e.reads.sentAt[slot] + e.wallLead - e.reads.sentLead[slot]
+	if elapsed < uint64(e.cfg.LeaseTicks) {
 		return e.log.committed, true
 	}
 	return 0, false

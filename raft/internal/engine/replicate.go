@@ -268,7 +268,7 @@ func (e *Engine) flushCommit() {
 }
 
 func (e *Engine) bcastHeartbeat() {
-	seq := e.reads.startRound(e.now)
+	seq := e.reads.startRound(e.now, e.wallLead)
 	for _, pr := range e.peers {
 		c := min(pr.match, e.log.committed)
 		e.send(Message{Type: MsgHeartbeat, To: pr.id, Commit: c, Context: seq})

@@ -90,9 +90,11 @@ type Node interface {
 }
 
 // NewNode builds a manual node from a raft.Config. clock returns the time
-// elapsed on the node's clock since it was built (the simulator's time, at
-// the node's clock rate). Package raft sets it.
-var NewNode func(ctx context.Context, cfg any, clock func() time.Duration) (Node, error)
+// elapsed since the node was built on its monotonic clock and on its wall
+// clock (the simulator's time, at the node's clock rate; the monotonic
+// clock misses time the host spends suspended, and the wall clock may be
+// stepped). Package raft sets it.
+var NewNode func(ctx context.Context, cfg any, clock func() (mono, wall time.Duration)) (Node, error)
 
 // Hold freezes a running raft.Node (not a manual one) as SIGSTOP would,
 // for tests of the real runtime: its main loop, write and apply goroutines
