@@ -73,10 +73,12 @@ type Node struct {
 	// clock returns the time elapsed since the node started on the
 	// monotonic clock and on the wall clock (the simulator's in manual
 	// mode); ticks is how many monotonic ticks the engine has been given,
-	// and wallLead how far the wall clock ran ahead (syncClock).
+	// wallLead how much the wall clock gained on the monotonic one in all,
+	// and wallDiff their difference at the last reading (syncClock).
 	clock    func() (mono, wall time.Duration)
 	ticks    uint64
 	wallLead time.Duration
+	wallDiff time.Duration
 	// held, when set, freezes the node's goroutines at their next unit of
 	// work until the channel is closed (simhook.Hold, for tests).
 	held     atomic.Pointer[chan struct{}]
@@ -354,17 +356,23 @@ func (n *Node) drain() {
 // clock since the last call (engine.Advance): after a pause of seconds the
 // engine sees seconds pass, and a lease it held has run out. Ticks are
 // whole heartbeat intervals, rounded down, on the leader's side as on the
-// followers': the lease arithmetic in Config.ticks counts on it. It also
-// tells the engine how far the wall clock has run ahead of the monotonic
-// one (engine.SetWallLead, rounded up), which counts against leases only:
-// the monotonic clock stops while the host is suspended.
+// followers': the lease arithmetic in Config.ticks counts on it.
+//
+// It also tells the engine how much the wall clock has gained on the
+// monotonic one (engine.SetWallLead, rounded up), which counts against
+// leases only: the monotonic clock stops while the host is suspended. Gains
+// add up from reading to reading, and a wall clock stepped back lowers the
+// baseline instead of hiding later gains: only a step back between a
+// suspension and the next reading can hide it (guides/clients.md).
 func (n *Node) syncClock() {
 	mono, wall := n.clock()
 	iv := n.cfg.HeartbeatInterval
-	if lead := wall - mono; lead > n.wallLead {
-		n.wallLead = lead
-		n.eng.SetWallLead(uint64((lead + iv - 1) / iv))
+	diff := wall - mono
+	if gain := diff - n.wallDiff; gain > 0 {
+		n.wallLead += gain
+		n.eng.SetWallLead(uint64((n.wallLead + iv - 1) / iv))
 	}
+	n.wallDiff = diff
 	t := uint64(mono / iv)
 	if t <= n.ticks {
 		return

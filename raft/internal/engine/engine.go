@@ -243,7 +243,7 @@ type Engine struct {
 	votes      map[uint64]bool
 
 	now uint64 // ticks since start, on the monotonic clock
-	// wallLead is how many ticks the wall clock has run ahead of the
+	// wallLead is how many ticks the wall clock has gained on the
 	// monotonic clock since start (SetWallLead): time the monotonic clock
 	// may have missed, which only the lease counts.
 	wallLead          uint64
@@ -381,8 +381,10 @@ func (e *Engine) Advance(ticks uint64) {
 	}
 }
 
-// SetWallLead tells the engine how far, in ticks, the wall clock has run
-// ahead of the monotonic clock since the engine started; it only grows.
+// SetWallLead tells the engine how much, in ticks, the wall clock has
+// gained on the monotonic clock since the engine started, all gains added
+// up (a step back is no gain, and does not cancel earlier ones); it only
+// grows.
 // The monotonic clock stops while the whole host is suspended (a laptop
 // asleep, a VM suspended and resumed), and the wall clock does not: a
 // leader counts that difference against its lease, so a suspended leader
