@@ -1,10 +1,12 @@
 package raft
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -505,16 +507,18 @@ func (n *Node) sortedSenders() []*snapshotSender {
 		return nil
 	}
 	out := make([]*snapshotSender, 0, len(n.senders))
-	m := n.eng.Membership()
-	for _, id := range m.IDs() {
-		if s := n.senders[id]; s != nil {
-			out = append(out, s)
-		}
-	}
-	for id, s := range n.senders { // peers no longer members
-		if !m.Contains(id) {
+	for id, s := range n.senders {
+		// A node removed from the configuration may still need the
+		// snapshot: the leader tells it of its removal until it knows
+		// (engine.syncProgress), and if the entries it lacks were
+		// compacted, only a snapshot can. Senders to peers the engine
+		// no longer tracks end.
+		if _, tracked := n.eng.PeerMatch(id); !tracked {
 			s.close()
+			continue
 		}
+		out = append(out, s)
 	}
+	slices.SortFunc(out, func(a, b *snapshotSender) int { return cmp.Compare(a.peer, b.peer) })
 	return out
 }
