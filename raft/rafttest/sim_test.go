@@ -101,7 +101,7 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	var ops, acked, crashes, parts, transfers, elections, events, taken, installed, midInstall, changes, pauses int
+	var ops, acked, crashes, parts, transfers, elections, events, taken, installed, midInstall, changes, pauses, failed int
 	for seed := *simStart; seed < *simStart+int64(seeds); seed++ {
 		began := time.Now()
 		if *simTrace {
@@ -112,7 +112,11 @@ func TestSimulation(t *testing.T) {
 			t.Logf("slow seed %d: %v", seed, d.Round(time.Millisecond))
 		}
 		if r == nil {
-			return
+			// Go on (a soak reports every failing seed), but not forever.
+			if failed++; failed == 10 {
+				t.Fatalf("stopping after %d failed seeds", failed)
+			}
+			continue
 		}
 		ops += r.Ops
 		acked += r.Acked
