@@ -72,7 +72,7 @@ func (m *manualNode) Tick() {
 
 func (m *manualNode) Deliver(msgs []Message) {
 	n := m.node()
-	n.syncClock() // as drain does before stepping what it took
+	n.advanceClock() // as drain does before stepping what it took
 	for _, msg := range msgs {
 		if msg.Group != n.cfg.Group || msg.To != n.cfg.ID {
 			continue
