@@ -7,11 +7,10 @@ import "github.com/raftkit/raftkit/raft"
 type simMutation uint8
 
 const (
-	mutNone simMutation = iota
 	// mutSkipApply makes node 1's state machine drop five consecutive
 	// commands once it reaches index 20, in every incarnation: the shape
 	// of a follower that skips committed entries.
-	mutSkipApply
+	mutSkipApply simMutation = iota + 1
 )
 
 // stateMachine returns the state machine node n runs: its KV, or the
