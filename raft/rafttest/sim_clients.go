@@ -154,7 +154,7 @@ func (s *sim) pollClients() {
 		select {
 		case <-p.handle.Done():
 		default:
-			if wait := s.clientWait; s.now-p.call > wait || c.reader && s.now-p.call > readerWait {
+			if s.now-p.call > s.clientWait || c.reader && s.now-p.call > readerWait {
 				c.giveUp(s)
 			}
 			continue
