@@ -30,8 +30,8 @@ func shape(s Spec) shapeOf {
 	case s.Kind == Storage && s.Shape == "sql":
 		return shapeOf{
 			description: "a table-based SQL store",
-			fields:      []jen.Code{jen.Id("db").Op("*").Qual("database/sql", "DB"), jen.Id("node").Qual(RaftPackage, "NodeID")},
-			params:      []jen.Code{jen.Id("db").Op("*").Qual("database/sql", "DB"), jen.Id("node").Qual(RaftPackage, "NodeID")},
+			fields:      []jen.Code{jen.Id("db").Op("*").Qual("database/sql", "DB"), jen.Id("node").Qual(RaftDataPackage, "NodeID")},
+			params:      []jen.Code{jen.Id("db").Op("*").Qual("database/sql", "DB"), jen.Id("node").Qual(RaftDataPackage, "NodeID")},
 			assign:      jen.Dict{jen.Id("db"): jen.Id("db"), jen.Id("node"): jen.Id("node")},
 			testArgs:    []jen.Code{jen.Nil(), jen.Lit(1)},
 			notes: []string{
@@ -144,7 +144,7 @@ func implFile(is *Interfaces, s Spec) (*jen.File, error) {
 	}
 	fields := append([]jen.Code{jen.Comment("TODO: your backend's handles and state.")}, sh.fields...)
 	if s.Kind == Network {
-		fields = append(fields, jen.Id("clusterID").Uint64(), jen.Id("id").Qual(RaftPackage, "NodeID"), jen.Id("addr").String())
+		fields = append(fields, jen.Id("clusterID").Uint64(), jen.Id("id").Qual(RaftDataPackage, "NodeID"), jen.Id("addr").String())
 	}
 	f.Type().Id(s.Name).Struct(fields...)
 	f.Add(constructor(s, sh))
@@ -177,7 +177,7 @@ func constructor(s Spec, sh shapeOf) jen.Code {
 	if s.Kind == Network {
 		return jen.Comment(fmt.Sprintf("%s returns node id's transport in cluster clusterID, reachable at addr (pick an", name)).Line().
 			Comment("address when addr is empty). Nothing is delivered before Start.").Line().
-			Func().Id(name).Params(jen.Id("clusterID").Uint64(), jen.Id("id").Qual(RaftPackage, "NodeID"), jen.Id("addr").String()).
+			Func().Id(name).Params(jen.Id("clusterID").Uint64(), jen.Id("id").Qual(RaftDataPackage, "NodeID"), jen.Id("addr").String()).
 			Params(jen.Op("*").Id(s.Name), jen.Error()).
 			Block(jen.Return(jen.Op("&").Id(s.Name).Values(jen.Dict{jen.Id("clusterID"): jen.Id("clusterID"), jen.Id("id"): jen.Id("id"), jen.Id("addr"): jen.Id("addr")}), jen.Nil()))
 	}

@@ -15,6 +15,9 @@ import (
 // scaffolds implement.
 const RaftPackage = "github.com/raftkit/raftkit/raft"
 
+// RaftDataPackage is the import path of the data types the interfaces use.
+const RaftDataPackage = "github.com/raftkit/raftkit/raft/raftdata"
+
 // Method is one method of an interface to implement, with its contract.
 type Method struct {
 	Name string

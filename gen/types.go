@@ -11,7 +11,7 @@ import (
 // typeCode writes t as jennifer code, qualifying named types with their
 // package so that imports are added. A type from an internal package (not
 // importable by the scaffold) is an error: the raft interfaces must only use
-// the raft package's exported names and aliases.
+// exported packages (raft, raftdata).
 func typeCode(t types.Type) (jen.Code, error) {
 	switch t := t.(type) {
 	case *types.Alias:

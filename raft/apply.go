@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // applyTask is a batch of committed entries to apply.
@@ -43,7 +44,7 @@ type applier struct {
 	reads    []*readRequest
 	signal   chan struct{}
 
-	normal  []Entry
+	normal  []raftdata.Entry
 	results []any
 	// deferred holds committed ranges that wait for a snapshot restore
 	// queued behind them: their head was discarded from storage by the
@@ -56,7 +57,7 @@ type applier struct {
 	// What a snapshot taken now would describe: the term and membership
 	// at the applied index.
 	appliedTerm uint64
-	membership  Membership
+	membership  raftdata.Membership
 	// lastSnapshot is the latest snapshot's index; snapshotting is set
 	// while one is written; installing counts received snapshots being
 	// committed or restored.
@@ -66,7 +67,7 @@ type applier struct {
 	snapshotWaiters []chan snapshotResult
 }
 
-func newApplier(n *Node, applied uint64, snap SnapshotMeta) *applier {
+func newApplier(n *Node, applied uint64, snap raftdata.SnapshotMeta) *applier {
 	a := &applier{n: n, signal: make(chan struct{}, 1)}
 	a.applied.Store(applied)
 	a.lastSnapshot.Store(snap.Index)
@@ -281,14 +282,14 @@ func (a *applier) applyDeferred() error {
 	return nil
 }
 
-func (a *applier) applyEntries(ents []Entry) error {
+func (a *applier) applyEntries(ents []raftdata.Entry) error {
 	a.normal = a.normal[:0]
 	for i := range ents {
 		switch ents[i].Type {
-		case EntryNormal:
+		case raftdata.EntryNormal:
 			a.normal = append(a.normal, ents[i])
-		case EntryConfig:
-			if m, err := DecodeMembership(ents[i].Data); err == nil {
+		case raftdata.EntryConfig:
+			if m, err := raftdata.DecodeMembership(ents[i].Data); err == nil {
 				a.membership = m
 			}
 		}
@@ -324,7 +325,7 @@ func (a *applier) applyEntries(ents []Entry) error {
 // proposal whose index holds a committed entry of another term was
 // overwritten by another leader: it was not applied and is reported
 // dropped.
-func (a *applier) complete(ents []Entry, results []any) {
+func (a *applier) complete(ents []raftdata.Entry, results []any) {
 	last := ents[len(ents)-1].Index
 	a.mu.Lock()
 	k := 0
@@ -349,13 +350,13 @@ func (a *applier) complete(ents []Entry, results []any) {
 			continue
 		}
 		for i < len(ents) && ents[i].Index < f.index {
-			if ents[i].Type == EntryNormal {
+			if ents[i].Type == raftdata.EntryNormal {
 				r++
 			}
 			i++
 		}
 		e := &ents[i]
-		if e.Term != f.term || e.Type != EntryNormal {
+		if e.Term != f.term || e.Type != raftdata.EntryNormal {
 			f.finish(nil, ErrProposalDropped)
 			continue
 		}

@@ -2,9 +2,11 @@ package raft
 
 import (
 	"fmt"
-	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"time"
+
+	"github.com/raftkit/raftkit/raft/raftdata"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Node. ID, Storage, Network and StateMachine are
@@ -12,10 +14,10 @@ import (
 // on one network.
 type Config struct {
 	// ID is this node's ID within the group; it must not be 0.
-	ID NodeID
+	ID raftdata.NodeID
 	// Group is the Raft group this node belongs to. Messages of other
 	// groups are refused.
-	Group GroupID
+	Group raftdata.GroupID
 
 	// Storage keeps the log, hard state and snapshots.
 	Storage Storage
@@ -195,7 +197,7 @@ const (
 // set explicitly from defaults.
 func (c *Config) fitNetwork(set Config, limit int) error {
 	budget := (limit - wireMessageHeadroom) * wireEntryRatioDen / wireEntryRatioNum // in Entry.Size bytes
-	overhead := (&Entry{}).Size()
+	overhead := (&raftdata.Entry{}).Size()
 	if budget <= overhead {
 		return fmt.Errorf("%w: the network carries messages of at most %d bytes, too small for an append", ErrBadConfig, limit)
 	}

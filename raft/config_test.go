@@ -7,6 +7,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -51,10 +52,10 @@ func TestBoundedNetworkSizesMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = node.Stop(ctxT(t, waitLong)) }()
-	if err := node.Initialize(ctxT(t, waitLong), []raft.Member{{ID: 1, Addr: "node-1"}}); err != nil {
+	if err := node.Initialize(ctxT(t, waitLong), []raftdata.Member{{ID: 1, Addr: "node-1"}}); err != nil {
 		t.Fatal(err)
 	}
-	for node.Role() != raft.RoleLeader {
+	for node.Role() != raftdata.RoleLeader {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// The default MaxEntryBytes (1 MiB) shrank below the limit.

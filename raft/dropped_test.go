@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -18,12 +19,12 @@ import (
 // one exact history.
 type filteredNet struct {
 	raft.Network
-	rule *atomic.Value // func(raft.Message) bool: true drops
+	rule *atomic.Value // func(raftdata.Message) bool: true drops
 }
 
-func (f *filteredNet) Send(msgs []raft.Message) {
-	drop, _ := f.rule.Load().(func(raft.Message) bool)
-	var keep []raft.Message
+func (f *filteredNet) Send(msgs []raftdata.Message) {
+	drop, _ := f.rule.Load().(func(raftdata.Message) bool)
+	var keep []raftdata.Message
 	for _, m := range msgs {
 		if drop == nil || !drop(m) {
 			keep = append(keep, m)
@@ -43,16 +44,16 @@ func (f *filteredNet) Send(msgs []raft.Message) {
 func TestTruncatedProposalIsNotReportedDropped(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	var rule atomic.Value
-	rule.Store(func(raft.Message) bool { return false })
+	rule.Store(func(raftdata.Message) bool { return false })
 	nw := rafttest.NewNetwork()
 	defer nw.Close()
-	nodes := map[raft.NodeID]*raft.Node{}
-	machines := map[raft.NodeID]*rafttest.Recorder{}
-	var members []raft.Member
-	for id := raft.NodeID(1); id <= 5; id++ {
-		members = append(members, raft.Member{ID: id, Addr: fmt.Sprint("n", id)})
+	nodes := map[raftdata.NodeID]*raft.Node{}
+	machines := map[raftdata.NodeID]*rafttest.Recorder{}
+	var members []raftdata.Member
+	for id := raftdata.NodeID(1); id <= 5; id++ {
+		members = append(members, raftdata.Member{ID: id, Addr: fmt.Sprint("n", id)})
 	}
-	for id := raft.NodeID(1); id <= 5; id++ {
+	for id := raftdata.NodeID(1); id <= 5; id++ {
 		machines[id] = rafttest.NewRecorder()
 		n, err := raft.NewNode(ctx, raft.Config{ID: id, Storage: memory.New(), Network: &filteredNet{nw.Endpoint(id), &rule},
 			StateMachine: machines[id], HeartbeatInterval: 20 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
@@ -76,23 +77,23 @@ func TestTruncatedProposalIsNotReportedDropped(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	in := func(id raft.NodeID, ids ...raft.NodeID) bool { return slices.Contains(ids, id) }
+	in := func(id raftdata.NodeID, ids ...raftdata.NodeID) bool { return slices.Contains(ids, id) }
 	waitFor("a leader", func() bool { l, _ := nodes[1].Leader(); return l != 0 })
 	if l, _ := nodes[1].Leader(); l != 1 {
 		if err := nodes[l].TransferLeadership(ctx, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor("node 1 to lead", func() bool { return nodes[1].Role() == raft.RoleLeader })
+	waitFor("node 1 to lead", func() bool { return nodes[1].Role() == raftdata.RoleLeader })
 	if _, err := nodes[1].Propose(ctx, []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
 	k := nodes[1].Applied()
 
 	// Node 1's appends reach node 2 only; nodes 3-5 cannot append to 2.
-	rule.Store(func(m raft.Message) bool {
+	rule.Store(func(m raftdata.Message) bool {
 		return (m.From == 1 && in(m.To, 3, 4, 5)) ||
-			(in(m.From, 3, 4, 5) && (m.Type == raft.MsgApp || m.Type == raft.MsgSnap) && m.To != 1)
+			(in(m.From, 3, 4, 5) && (m.Type == raftdata.MsgApp || m.Type == raftdata.MsgSnap) && m.To != 1)
 	})
 	// A and B fill the indexes that the next leaders' empty entries will
 	// take, so that node 1's Z lands on X's index.
@@ -108,10 +109,10 @@ func TestTruncatedProposalIsNotReportedDropped(t *testing.T) {
 	waitFor("node 2 to hold X", func() bool { m, _ := nodes[2].CurrentMetrics(ctx); return m.LastIndex >= fx.Index() })
 
 	// One of 3-5 is elected and overwrites X's index on node 1.
-	var y raft.NodeID
+	var y raftdata.NodeID
 	waitFor("a leader among 3-5", func() bool {
-		for _, id := range []raft.NodeID{3, 4, 5} {
-			if nodes[id].Role() == raft.RoleLeader {
+		for _, id := range []raftdata.NodeID{3, 4, 5} {
+			if nodes[id].Role() == raftdata.RoleLeader {
 				y = id
 				return true
 			}
@@ -129,8 +130,10 @@ func TestTruncatedProposalIsNotReportedDropped(t *testing.T) {
 	_ = nodes[y].Stop(ctx)
 	nw.Isolate(y)
 	nw.Isolate(2)
-	rule.Store(func(m raft.Message) bool { return m.From == 1 && (m.Type == raft.MsgApp || m.Type == raft.MsgSnap) })
-	waitFor("node 1 to lead again", func() bool { return nodes[1].Role() == raft.RoleLeader })
+	rule.Store(func(m raftdata.Message) bool {
+		return m.From == 1 && (m.Type == raftdata.MsgApp || m.Type == raftdata.MsgSnap)
+	})
+	waitFor("node 1 to lead again", func() bool { return nodes[1].Role() == raftdata.RoleLeader })
 	fz, err := nodes[1].ProposeAsync(ctx, []byte("Z"))
 	if err != nil {
 		t.Fatal(err)
@@ -147,18 +150,18 @@ func TestTruncatedProposalIsNotReportedDropped(t *testing.T) {
 
 	// Node 1 stops; node 2, back, is elected with X in its log and commits it.
 	_ = nodes[1].Stop(ctx)
-	rule.Store(func(raft.Message) bool { return false })
+	rule.Store(func(raftdata.Message) bool { return false })
 	nw.Heal()
 	nw.Isolate(1)
 	nw.Isolate(y)
-	var survivor raft.NodeID
-	for _, id := range []raft.NodeID{3, 4, 5} {
+	var survivor raftdata.NodeID
+	for _, id := range []raftdata.NodeID{3, 4, 5} {
 		if id != y {
 			survivor = id
 		}
 	}
 	waitFor("X to be applied on the survivors", func() bool {
-		return slices.ContainsFunc(machines[survivor].Applied(), func(e raft.Entry) bool { return string(e.Data) == "X" })
+		return slices.ContainsFunc(machines[survivor].Applied(), func(e raftdata.Entry) bool { return string(e.Data) == "X" })
 	})
 	// Node 1 stopped with X's outcome unknown to it: ErrStopped, never
 	// ErrProposalDropped.

@@ -3,6 +3,8 @@ package raft
 import (
 	"errors"
 	"fmt"
+
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 var (
@@ -47,15 +49,17 @@ var (
 	ErrUnavailable = errors.New("raft: index unavailable")
 	// ErrNoSnapshot is returned by Storage.OpenSnapshot when there is none.
 	ErrNoSnapshot = errors.New("raft: no snapshot")
-	// ErrCorrupt is returned for stored or received bytes that do not decode.
-	ErrCorrupt = errors.New("raft: corrupt data")
+	// ErrCorrupt is returned for stored or received bytes that do not
+	// decode. It is the same value as raftdata.ErrCorrupt, which Storage and
+	// Network implementations wrap.
+	ErrCorrupt = raftdata.ErrCorrupt
 )
 
 // NotLeaderError is the error returned to calls made on a node that is not
 // the leader. errors.Is(err, ErrNotLeader) reports true for it.
 type NotLeaderError struct {
 	// LeaderID is the leader this node knows of, or 0.
-	LeaderID NodeID
+	LeaderID raftdata.NodeID
 	// LeaderAddr is that leader's address, or "".
 	LeaderAddr string
 }
@@ -70,4 +74,9 @@ func (e *NotLeaderError) Error() string {
 // Is makes errors.Is(err, ErrNotLeader) true.
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
-func wrapCorrupt(err error) error { return fmt.Errorf("%w: %v", ErrCorrupt, err) }
+func wrapCorrupt(err error) error {
+	if errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrCorrupt, err)
+}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // ExampleNode_AddNonVoter adds a fourth node to a running cluster as a
@@ -47,7 +47,7 @@ func ExampleNode_AddNonVoter() {
 	// Caught up "to within CatchUpEntries" may still be some entries
 	// behind; wait until node 4 knows its role and holds the write.
 	err = waitFor(ctx, func() bool {
-		return n4.Role() == raft.RoleNonVoter && c.machines[4].Total() == 9
+		return n4.Role() == raftdata.RoleNonVoter && c.machines[4].Total() == 9
 	})
 	if err != nil {
 		fmt.Println("node 4:", err)
@@ -91,7 +91,7 @@ func ExampleNode_ChangeMembership() {
 	// addresses. ChangeMembership returns once C_new is committed.
 	// (Clone: the slices of a Metrics value are shared with other readers.)
 	current := leader.Metrics().Membership.Clone()
-	voters := append(current.Voters, raft.Member{ID: 4, Addr: "node-4"})
+	voters := append(current.Voters, raftdata.Member{ID: 4, Addr: "node-4"})
 	if err := leader.ChangeMembership(ctx, voters, nil); err != nil {
 		// ErrNotLeader or ErrLeadershipLost if leadership moved meanwhile,
 		// ErrConfigChangeInProgress if another change is running.
@@ -99,7 +99,7 @@ func ExampleNode_ChangeMembership() {
 		return
 	}
 	m := leader.Metrics().Membership
-	var ids []raft.NodeID
+	var ids []raftdata.NodeID
 	for _, v := range m.Voters {
 		ids = append(ids, v.ID)
 	}

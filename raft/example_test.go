@@ -12,6 +12,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -25,7 +26,7 @@ type counter struct {
 
 // Apply adds each command to the total. A command that does not parse is a
 // per-command failure: its result is the error, and the machine goes on.
-func (c *counter) Apply(entries []raft.Entry, results []any) error {
+func (c *counter) Apply(entries []raftdata.Entry, results []any) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, e := range entries {
@@ -108,13 +109,13 @@ func startSingleNode(ctx context.Context) (*raft.Node, *counter, func(), error) 
 		_ = store.Close()
 	}
 	// A brand-new node has no configuration: form a cluster of one.
-	if err := node.Initialize(ctx, []raft.Member{{ID: 1, Addr: "node-1"}}); err != nil {
+	if err := node.Initialize(ctx, []raftdata.Member{{ID: 1, Addr: "node-1"}}); err != nil {
 		stop()
 		return nil, nil, nil, err
 	}
 	// The node elects itself after one election timeout.
 	deadline := time.Now().Add(5 * time.Second)
-	for node.Role() != raft.RoleLeader {
+	for node.Role() != raftdata.RoleLeader {
 		if time.Now().After(deadline) {
 			stop()
 			return nil, nil, nil, errors.New("no leader within 5s")
@@ -180,7 +181,7 @@ func ExampleNode_ProposeOrForward() {
 	defer stop()
 
 	forwarded := false
-	forward := func(ctx context.Context, leader raft.Member, cmd []byte) (any, error) {
+	forward := func(ctx context.Context, leader raftdata.Member, cmd []byte) (any, error) {
 		forwarded = true
 		// A real application calls the leader's service at leader.Addr here
 		// and returns its result, and its error as is (so that a
@@ -234,14 +235,14 @@ const (
 // memory storage and counter.
 type testCluster struct {
 	net      *rafttest.Network
-	nodes    map[raft.NodeID]*raft.Node
-	machines map[raft.NodeID]*counter
+	nodes    map[raftdata.NodeID]*raft.Node
+	machines map[raftdata.NodeID]*counter
 	stores   []*memory.Storage
 }
 
 // start starts node id on empty storage. It does not initialize it: the
 // caller either forms a cluster with Initialize or lets a leader add it.
-func (c *testCluster) start(ctx context.Context, id raft.NodeID, tweak func(*raft.Config)) (*raft.Node, error) {
+func (c *testCluster) start(ctx context.Context, id raftdata.NodeID, tweak func(*raft.Config)) (*raft.Node, error) {
 	store := memory.New()
 	sm := &counter{}
 	cfg := raft.Config{
@@ -270,10 +271,10 @@ func (c *testCluster) start(ctx context.Context, id raft.NodeID, tweak func(*raf
 // waits until they agree on a leader, which it returns. tweak, if not nil,
 // adjusts each node's Config.
 func startCluster(ctx context.Context, n int, tweak func(*raft.Config)) (*testCluster, *raft.Node, error) {
-	c := &testCluster{net: rafttest.NewNetwork(), nodes: map[raft.NodeID]*raft.Node{}, machines: map[raft.NodeID]*counter{}}
-	var members []raft.Member
-	for id := raft.NodeID(1); id <= raft.NodeID(n); id++ {
-		members = append(members, raft.Member{ID: id, Addr: fmt.Sprintf("node-%d", id)})
+	c := &testCluster{net: rafttest.NewNetwork(), nodes: map[raftdata.NodeID]*raft.Node{}, machines: map[raftdata.NodeID]*counter{}}
+	var members []raftdata.Member
+	for id := raftdata.NodeID(1); id <= raftdata.NodeID(n); id++ {
+		members = append(members, raftdata.Member{ID: id, Addr: fmt.Sprintf("node-%d", id)})
 	}
 	for _, m := range members {
 		node, err := c.start(ctx, m.ID, tweak)
@@ -328,7 +329,7 @@ func waitLeader(ctx context.Context, nodes ...*raft.Node) (*raft.Node, error) {
 	err := waitFor(ctx, func() bool {
 		leader = nil
 		for _, n := range nodes {
-			if n.Role() == raft.RoleLeader {
+			if n.Role() == raftdata.RoleLeader {
 				leader = n
 			}
 		}
@@ -368,7 +369,7 @@ func ExampleNewNode() {
 	net := rafttest.NewNetwork() // the test kit's in-memory network
 	defer net.Close()
 
-	members := []raft.Member{{ID: 1, Addr: "node-1"}, {ID: 2, Addr: "node-2"}, {ID: 3, Addr: "node-3"}}
+	members := []raftdata.Member{{ID: 1, Addr: "node-1"}, {ID: 2, Addr: "node-2"}, {ID: 3, Addr: "node-3"}}
 	var nodes []*raft.Node
 	var machines []*counter
 	for _, m := range members {
@@ -457,7 +458,7 @@ func ExampleNode_TransferLeadership() {
 
 	// Pick a follower. Passing 0 instead lets the leader pick the most
 	// up-to-date voter.
-	var target raft.NodeID
+	var target raftdata.NodeID
 	for id := range c.nodes {
 		if id != leader.ID() {
 			target = id
@@ -607,7 +608,7 @@ func ExampleNode_Subscribe() {
 					replicated++
 				}
 			}
-			if m.Role != raft.RoleLeader || replicated < 2 {
+			if m.Role != raftdata.RoleLeader || replicated < 2 {
 				continue // wait for the next update
 			}
 			fmt.Println("role:", m.Role)
@@ -649,7 +650,7 @@ func ExampleNode_Snapshot() {
 	}
 	node, err := raft.NewNode(ctx, cfg)
 	if err == nil {
-		err = node.Initialize(ctx, []raft.Member{{ID: 1, Addr: "node-1"}})
+		err = node.Initialize(ctx, []raftdata.Member{{ID: 1, Addr: "node-1"}})
 	}
 	if err == nil {
 		_, err = waitLeader(ctx, node)

@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // ForwardFunc delivers cmd to the leader (through the application's own
 // RPC, for example an HTTP call to leader.Addr's service) and returns the
 // leader's result. It should return the leader's error as is, so that an
 // ErrNotLeader from a node that lost leadership meanwhile is recognized.
-type ForwardFunc func(ctx context.Context, leader Member, cmd []byte) (any, error)
+type ForwardFunc func(ctx context.Context, leader raftdata.Member, cmd []byte) (any, error)
 
 // ProposeOrForward proposes cmd on this node if it leads, and otherwise
 // hands it to forward with the leader this node knows. While no leader is
@@ -28,7 +30,7 @@ func (n *Node) ProposeOrForward(ctx context.Context, cmd []byte, forward Forward
 			return res, err
 		}
 		if nl.LeaderID != 0 && nl.LeaderID != n.cfg.ID {
-			res, err = forward(ctx, Member{ID: nl.LeaderID, Addr: nl.LeaderAddr}, cmd)
+			res, err = forward(ctx, raftdata.Member{ID: nl.LeaderID, Addr: nl.LeaderAddr}, cmd)
 			if !errors.Is(err, ErrNotLeader) {
 				return res, err
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -26,7 +27,7 @@ type flakySaves struct {
 
 func (s *flakySaves) SaveInline() bool { return s.inline }
 
-func (s *flakySaves) Save(ctx context.Context, hs *raft.HardState, ents []raft.Entry) error {
+func (s *flakySaves) Save(ctx context.Context, hs *raftdata.HardState, ents []raftdata.Entry) error {
 	s.saves.Add(1)
 	if s.fail.Add(-1) >= 0 {
 		return errSaveFailed
@@ -54,10 +55,10 @@ func TestFailedSavesAreRetriedInOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = node.Stop(ctxT(t, waitLong)) }()
-			if err := node.Initialize(ctx, []raft.Member{{ID: 1, Addr: "node-1"}}); err != nil {
+			if err := node.Initialize(ctx, []raftdata.Member{{ID: 1, Addr: "node-1"}}); err != nil {
 				t.Fatal(err)
 			}
-			for node.Role() != raft.RoleLeader {
+			for node.Role() != raftdata.RoleLeader {
 				if ctx.Err() != nil {
 					t.Fatal("no leader")
 				}
@@ -86,7 +87,7 @@ func TestFailedSavesAreRetriedInOrder(t *testing.T) {
 					t.Fatalf("log has a gap: %d after %d", e.Index, last)
 				}
 				last = e.Index
-				if e.Type == raft.EntryNormal && string(e.Data) == "1" {
+				if e.Type == raftdata.EntryNormal && string(e.Data) == "1" {
 					cmds++
 				}
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
 	"github.com/raftkit/raftkit/raft/internal/simhook"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Manual mode: a node without goroutines whose units of work (a step of
@@ -55,9 +56,9 @@ type manualNode Node
 
 func (m *manualNode) node() *Node { return (*Node)(m) }
 
-func (m *manualNode) Bootstrap(members []Member) error {
+func (m *manualNode) Bootstrap(members []raftdata.Member) error {
 	n := m.node()
-	if err := n.eng.Bootstrap(Membership{Voters: members}); err != nil {
+	if err := n.eng.Bootstrap(raftdata.Membership{Voters: members}); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
 	n.process()
@@ -70,7 +71,7 @@ func (m *manualNode) Tick() {
 	n.process()
 }
 
-func (m *manualNode) Deliver(msgs []Message) {
+func (m *manualNode) Deliver(msgs []raftdata.Message) {
 	n := m.node()
 	n.advanceClock() // as drain does before stepping what it took
 	for _, msg := range msgs {
@@ -118,7 +119,7 @@ func (m *manualNode) Propose(cmd []byte) (simhook.Op, error) {
 
 func (m *manualNode) Read(lease bool) (simhook.Op, error) {
 	n := m.node()
-	if n.view.Load().role != RoleLeader {
+	if n.view.Load().role != raftdata.RoleLeader {
 		return nil, n.notLeader()
 	}
 	r := &readRequest{lease: lease && n.cfg.LeaseReads, done: make(chan struct{})}
@@ -131,21 +132,21 @@ func (m *manualNode) TakeSnapshot() {
 	m.node().applier.enqueue(applyTask{snapshot: make(chan snapshotResult, 1)})
 }
 
-func (m *manualNode) ProposeConfig(ms Membership) error {
+func (m *manualNode) ProposeConfig(ms raftdata.Membership) error {
 	n := m.node()
 	_, err := n.eng.ProposeConfig(ms)
 	n.process()
 	return err
 }
 
-func (m *manualNode) Membership() (Membership, bool) {
+func (m *manualNode) Membership() (raftdata.Membership, bool) {
 	n := m.node()
 	return n.eng.Membership().Clone(), n.eng.ConfigPending()
 }
 
-func (m *manualNode) PeerMatch(id NodeID) (uint64, bool) { return m.node().eng.PeerMatch(id) }
+func (m *manualNode) PeerMatch(id raftdata.NodeID) (uint64, bool) { return m.node().eng.PeerMatch(id) }
 
-func (m *manualNode) Transfer(to NodeID) error {
+func (m *manualNode) Transfer(to raftdata.NodeID) error {
 	n := m.node()
 	err := n.eng.TransferLeadership(to)
 	n.process()

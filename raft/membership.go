@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 var (
@@ -24,7 +25,7 @@ var (
 // node has caught up to within Config.CatchUpEntries of the leader, or when
 // ctx ends (the node stays a non-voter and keeps catching up). Only the
 // leader accepts it.
-func (n *Node) AddNonVoter(ctx context.Context, id NodeID, addr string) error {
+func (n *Node) AddNonVoter(ctx context.Context, id raftdata.NodeID, addr string) error {
 	if !n.changing.CompareAndSwap(false, true) {
 		return ErrConfigChangeInProgress
 	}
@@ -43,7 +44,7 @@ func (n *Node) AddNonVoter(ctx context.Context, id NodeID, addr string) error {
 	}
 	if !m.Contains(id) {
 		next := m.Clone()
-		next.NonVoters = append(next.NonVoters, Member{ID: id, Addr: addr})
+		next.NonVoters = append(next.NonVoters, raftdata.Member{ID: id, Addr: addr})
 		if err := n.proposeConfig(ctx, m, term, next); err != nil {
 			return err
 		}
@@ -65,7 +66,7 @@ func (n *Node) AddNonVoter(ctx context.Context, id NodeID, addr string) error {
 // leader that appended C_new dies before C_new reaches any other node, a
 // node of C_old can win an election under C_old,new; it then appends and
 // commits C_new itself and steps down.
-func (n *Node) ChangeMembership(ctx context.Context, voters, nonVoters []Member) error {
+func (n *Node) ChangeMembership(ctx context.Context, voters, nonVoters []raftdata.Member) error {
 	if !n.changing.CompareAndSwap(false, true) {
 		return ErrConfigChangeInProgress
 	}
@@ -73,12 +74,12 @@ func (n *Node) ChangeMembership(ctx context.Context, voters, nonVoters []Member)
 	return n.changeMembership(ctx, voters, nonVoters)
 }
 
-func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []Member) error {
+func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []raftdata.Member) error {
 	if len(voters) == 0 {
 		return fmt.Errorf("%w: a configuration needs at least one voter", ErrBadConfig)
 	}
-	seen := map[NodeID]bool{}
-	for _, x := range append(append([]Member(nil), voters...), nonVoters...) {
+	seen := map[raftdata.NodeID]bool{}
+	for _, x := range append(append([]raftdata.Member(nil), voters...), nonVoters...) {
 		if x.ID == 0 || seen[x.ID] {
 			return fmt.Errorf("%w: node ID %d is zero or listed twice", ErrBadConfig, x.ID)
 		}
@@ -95,8 +96,8 @@ func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []Member)
 	}
 	// Stage 1: newcomers join as non-voters and catch up, and so must
 	// non-voters about to become voters.
-	var newcomers []Member
-	for _, x := range append(append([]Member(nil), voters...), nonVoters...) {
+	var newcomers []raftdata.Member
+	for _, x := range append(append([]raftdata.Member(nil), voters...), nonVoters...) {
 		if !m.Contains(x.ID) {
 			newcomers = append(newcomers, x)
 		}
@@ -118,7 +119,7 @@ func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []Member)
 	}
 	// Stage 2: the joint configuration (or a plain one when the voters
 	// do not change), then C_new, which the engine appends by itself.
-	target := Membership{Voters: voters, NonVoters: nonVoters, Removed: m.Removed}
+	target := raftdata.Membership{Voters: voters, NonVoters: nonVoters, Removed: m.Removed}
 	for _, x := range m.Members() {
 		if !seen[x.ID] {
 			target.Removed = append(target.Removed, x)
@@ -131,7 +132,7 @@ func (n *Node) changeMembership(ctx context.Context, voters, nonVoters []Member)
 }
 
 // RemoveServer removes node id from the cluster, whatever its role.
-func (n *Node) RemoveServer(ctx context.Context, id NodeID) error {
+func (n *Node) RemoveServer(ctx context.Context, id raftdata.NodeID) error {
 	if !n.changing.CompareAndSwap(false, true) {
 		return ErrConfigChangeInProgress
 	}
@@ -152,12 +153,12 @@ func (n *Node) RemoveServer(ctx context.Context, id NodeID) error {
 // waited for: it ends by itself, and failing the caller for it would be a
 // spurious error. A joint configuration is a change in progress. It also
 // returns the term, which proposeConfig checks with the membership.
-func (n *Node) changeableMembership(ctx context.Context) (Membership, uint64, error) {
-	var m Membership
+func (n *Node) changeableMembership(ctx context.Context) (raftdata.Membership, uint64, error) {
+	var m raftdata.Membership
 	var term uint64
 	err := n.poll(ctx, func() (bool, error) {
 		switch {
-		case n.eng.Role() != RoleLeader:
+		case n.eng.Role() != raftdata.RoleLeader:
 			return false, n.notLeaderLocked()
 		case n.eng.PendingJoint():
 			return false, ErrConfigChangeInProgress
@@ -177,11 +178,11 @@ func (n *Node) changeableMembership(ctx context.Context) (Membership, uint64, er
 // the same term with base in force: a target built from a configuration
 // that has since changed would undo that change, and the engine accepts
 // only configurations that follow from the one in force.
-func (n *Node) proposeConfig(ctx context.Context, base Membership, term uint64, m Membership) error {
+func (n *Node) proposeConfig(ctx context.Context, base raftdata.Membership, term uint64, m raftdata.Membership) error {
 	var err error
 	if cerr := n.control(ctx, func() {
 		switch cur := n.eng.Membership(); {
-		case n.eng.Role() != RoleLeader:
+		case n.eng.Role() != raftdata.RoleLeader:
 			err = engine.ErrNotLeader
 		case n.eng.Term() != term:
 			err = fmt.Errorf("%w: this node was re-elected (term %d, then %d) while the change was prepared; retry it", ErrLeadershipLost, term, n.eng.Term())
@@ -209,7 +210,7 @@ func (n *Node) proposeConfig(ctx context.Context, base Membership, term uint64, 
 		if !n.eng.ConfigPending() {
 			return true, nil // committed (a removed leader then steps down)
 		}
-		if n.eng.Role() != RoleLeader {
+		if n.eng.Role() != raftdata.RoleLeader {
 			return false, fmt.Errorf("%w: the change may still complete under the next leader", ErrLeadershipLost)
 		}
 		return false, nil
@@ -218,9 +219,9 @@ func (n *Node) proposeConfig(ctx context.Context, base Membership, term uint64, 
 
 // waitCaughtUp waits until the leader has replicated to id within
 // CatchUpEntries of its last index.
-func (n *Node) waitCaughtUp(ctx context.Context, id NodeID) error {
+func (n *Node) waitCaughtUp(ctx context.Context, id raftdata.NodeID) error {
 	return n.poll(ctx, func() (bool, error) {
-		if n.eng.Role() != RoleLeader {
+		if n.eng.Role() != raftdata.RoleLeader {
 			return false, n.notLeaderLocked()
 		}
 		// A node that never acknowledged anything is not caught up, however
@@ -257,7 +258,7 @@ func (n *Node) notLeaderLocked() error {
 	return &NotLeaderError{LeaderID: n.eng.Leader(), LeaderAddr: n.lastView.leaderAddr}
 }
 
-func sameIDs(a, b []Member) bool {
+func sameIDs(a, b []raftdata.Member) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -273,8 +274,8 @@ func sameIDs(a, b []Member) bool {
 	return true
 }
 
-func without(ms []Member, id NodeID) []Member {
-	var out []Member
+func without(ms []raftdata.Member, id raftdata.NodeID) []raftdata.Member {
+	var out []raftdata.Member
 	for _, x := range ms {
 		if x.ID != id {
 			out = append(out, x)

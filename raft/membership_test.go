@@ -8,13 +8,16 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
-func member(id raft.NodeID) raft.Member { return raft.Member{ID: id, Addr: fmt.Sprintf("node-%d", id)} }
+func member(id raftdata.NodeID) raftdata.Member {
+	return raftdata.Member{ID: id, Addr: fmt.Sprintf("node-%d", id)}
+}
 
-func members(ids ...raft.NodeID) []raft.Member {
-	var out []raft.Member
+func members(ids ...raftdata.NodeID) []raftdata.Member {
+	var out []raftdata.Member
 	for _, id := range ids {
 		out = append(out, member(id))
 	}
@@ -23,7 +26,7 @@ func members(ids ...raft.NodeID) []raft.Member {
 
 // change runs ChangeMembership on whichever node leads, retrying while
 // leadership moves.
-func change(t *testing.T, c *rafttest.Cluster, voters, nonVoters []raft.Member) {
+func change(t *testing.T, c *rafttest.Cluster, voters, nonVoters []raftdata.Member) {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for {
@@ -39,8 +42,8 @@ func change(t *testing.T, c *rafttest.Cluster, voters, nonVoters []raft.Member) 
 	}
 }
 
-func votersOf(m raft.Metrics) []raft.NodeID {
-	var ids []raft.NodeID
+func votersOf(m raft.Metrics) []raftdata.NodeID {
+	var ids []raftdata.NodeID
 	for _, v := range m.Membership.Voters {
 		ids = append(ids, v.ID)
 	}
@@ -70,7 +73,7 @@ func TestGrowOneToThreeToFiveUnderLoad(t *testing.T) {
 func TestShrinkFiveToThree(t *testing.T) {
 	c := rafttest.NewCluster(t, 5, rafttest.ClusterOptions{})
 	l := c.WaitLeader(waitLong)
-	var keep []raft.NodeID
+	var keep []raftdata.NodeID
 	keep = append(keep, l)
 	for _, id := range c.IDs() {
 		if id != l && len(keep) < 3 {
@@ -95,7 +98,7 @@ func TestReplaceOneNode(t *testing.T) {
 	writeN(t, c, 50, "before")
 	old := otherThan(c, l)
 	c.AddNode(4)
-	var voters []raft.NodeID
+	var voters []raftdata.NodeID
 	for _, id := range c.IDs() {
 		if id != old {
 			voters = append(voters, id)
@@ -121,7 +124,7 @@ func TestRemoveTheLeader(t *testing.T) {
 	if err := c.Node(l).RemoveServer(ctxT(t, waitLong), l); err != nil {
 		t.Fatal(err)
 	}
-	var others []raft.NodeID
+	var others []raftdata.NodeID
 	for _, id := range c.IDs() {
 		if id != l {
 			others = append(others, id)
@@ -132,7 +135,7 @@ func TestRemoveTheLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.WaitConverged(waitLong)
-	if !c.Node(l).Metrics().Removed || c.Node(l).Role() == raft.RoleLeader {
+	if !c.Node(l).Metrics().Removed || c.Node(l).Role() == raftdata.RoleLeader {
 		t.Fatalf("old leader role %v removed %v", c.Node(l).Role(), c.Node(l).Metrics().Removed)
 	}
 }
@@ -148,10 +151,10 @@ func TestRemovedNodeDoesNotDisrupt(t *testing.T) {
 	// The removed node keeps running and connected for many election
 	// timeouts: it must not campaign, and the leader must stay.
 	time.Sleep(500 * time.Millisecond)
-	if c.Node(l).Role() != raft.RoleLeader || c.Node(l).Metrics().Term != term {
+	if c.Node(l).Role() != raftdata.RoleLeader || c.Node(l).Metrics().Term != term {
 		t.Fatalf("leader disrupted: role %v term %d (was %d)", c.Node(l).Role(), c.Node(l).Metrics().Term, term)
 	}
-	if r := c.Node(gone).Role(); r == raft.RoleCandidate || r == raft.RolePreCandidate {
+	if r := c.Node(gone).Role(); r == raftdata.RoleCandidate || r == raftdata.RolePreCandidate {
 		t.Fatalf("removed node campaigns (%v)", r)
 	}
 }
@@ -167,7 +170,7 @@ func TestNonVoterCatchesUpBySnapshotBeforePromotion(t *testing.T) {
 	// AddNonVoter returns once the leader counts node 4 within
 	// CatchUpEntries, which the snapshot alone can achieve: node 4 may not
 	// hold the configuration entry naming it yet, so wait for its role.
-	m := metricsOf(t, c, 4, func(m raft.Metrics) bool { return m.Role == raft.RoleNonVoter })
+	m := metricsOf(t, c, 4, func(m raft.Metrics) bool { return m.Role == raftdata.RoleNonVoter })
 	if m.SnapshotsReceived == 0 {
 		t.Fatalf("non-voter metrics: role %v snapshots received %d", m.Role, m.SnapshotsReceived)
 	}
@@ -246,7 +249,7 @@ func TestLeaderCrashDuringJointPhase(t *testing.T) {
 		t.Run(fmt.Sprint("after", delay), func(t *testing.T) {
 			c := rafttest.NewCluster(t, 5, rafttest.ClusterOptions{})
 			l := c.WaitLeader(waitLong)
-			var keep []raft.NodeID
+			var keep []raftdata.NodeID
 			for _, id := range c.IDs() {
 				if id != l && len(keep) < 3 {
 					keep = append(keep, id)
@@ -273,7 +276,7 @@ func TestLeaderCrashDuringJointPhase(t *testing.T) {
 			}
 			c.Restart(l)
 			c.WaitConverged(waitLong)
-			var final *raft.Membership
+			var final *raftdata.Membership
 			for _, id := range c.Live() {
 				m := c.Node(id).Metrics().Membership
 				if m.IsJoint() {

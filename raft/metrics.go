@@ -4,11 +4,13 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // PeerMetrics is the leader's view of one peer.
 type PeerMetrics struct {
-	ID NodeID
+	ID raftdata.NodeID
 	// Voter is false for a non-voter.
 	Voter bool
 	// Match is the highest index known replicated on the peer.
@@ -26,11 +28,11 @@ type PeerMetrics struct {
 // Peers) are shared by every reader of the same publication: treat them as
 // read-only, and Clone a Membership before changing it.
 type Metrics struct {
-	ID         NodeID
-	Group      GroupID
-	Role       Role
+	ID         raftdata.NodeID
+	Group      raftdata.GroupID
+	Role       raftdata.Role
 	Term       uint64
-	Leader     NodeID
+	Leader     raftdata.NodeID
 	LeaderAddr string
 	// CommitIndex, AppliedIndex and LastIndex are the highest committed,
 	// applied and appended indexes; FirstIndex is the first in the log.
@@ -38,7 +40,7 @@ type Metrics struct {
 	AppliedIndex uint64
 	LastIndex    uint64
 	FirstIndex   uint64
-	Membership   Membership
+	Membership   raftdata.Membership
 	// Removed is set once this node's log holds a configuration without
 	// it: it no longer takes part and will not campaign.
 	Removed bool

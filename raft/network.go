@@ -1,6 +1,10 @@
 package raft
 
-import "context"
+import (
+	"context"
+
+	"github.com/raftkit/raftkit/raft/raftdata"
+)
 
 // Network carries Messages between the nodes of a group.
 //
@@ -21,14 +25,14 @@ type Network interface {
 	// SetPeers did not name it (by learning its address in a handshake,
 	// for example): a joining node answers the leader before it knows
 	// the membership.
-	SetPeers(members []Member)
+	SetPeers(members []raftdata.Member)
 
 	// Send queues msgs for delivery to their To nodes and returns without
 	// waiting for the peers. It must not block for long on an unreachable
 	// or slow peer: drop instead, and count the drop in the network's
 	// metrics. Send takes ownership of msgs and of everything they point
 	// to; the caller does not modify them afterwards.
-	Send(msgs []Message)
+	Send(msgs []raftdata.Message)
 
 	// Close stops delivery and releases every goroutine and connection.
 	Close() error
@@ -40,7 +44,7 @@ type Handler interface {
 	// node's inbox is full, until ctx ends. The handler takes ownership of
 	// msgs. It returns an error wrapping ErrStopped once the node stopped,
 	// or ErrWrongGroup for a message of another group.
-	Step(ctx context.Context, msgs []Message) error
+	Step(ctx context.Context, msgs []raftdata.Message) error
 }
 
 // NetworkStats counts one node's network traffic since its Network was

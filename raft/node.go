@@ -7,6 +7,17 @@
 // durable before the messages that depend on them are sent, and an apply
 // goroutine that applies committed entries in index order and answers the
 // proposers.
+//
+// The data a Storage keeps and a Network carries (log entries, hard state,
+// membership, snapshot metadata and chunks, messages, roles) are declared
+// in package [github.com/raftkit/raftkit/raft/raftdata], shared by this
+// package, the wire codec, the conformance suites and every adapter; `go
+// doc raftdata` shows their fields and methods.
+//
+// Packages beside this one: raft/wire encodes messages for networks,
+// raft/storagetest and raft/networktest are the conformance suites an
+// implementation runs against itself, raft/rafttest is the deterministic
+// cluster simulator, and raft/session gives exactly-once client commands.
 package raft
 
 import (
@@ -21,18 +32,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
-)
-
-// Role is a node's part in the protocol.
-type Role = engine.Role
-
-// Roles.
-const (
-	RoleFollower     = engine.Follower
-	RolePreCandidate = engine.PreCandidate
-	RoleCandidate    = engine.Candidate
-	RoleLeader       = engine.Leader
-	RoleNonVoter     = engine.NonVoter
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Node is one member of a Raft group. Its methods are safe for concurrent
@@ -83,9 +83,9 @@ type Node struct {
 	// held, when set, freezes the node's goroutines at their next unit of
 	// work until the channel is closed (simhook.Hold, for tests).
 	held     atomic.Pointer[chan struct{}]
-	batch    []Entry
+	batch    []raftdata.Entry
 	manual   bool
-	senders  map[NodeID]*snapshotSender
+	senders  map[raftdata.NodeID]*snapshotSender
 	snapSeq  uint64 // sequence number of the latest snapshot chunk sent
 	snaps    snapshotCounters
 	changing atomic.Bool // a membership change call is running
@@ -94,11 +94,11 @@ type Node struct {
 // nodeView is the loop's latest state, published for lock-free reads.
 type nodeView struct {
 	removed    bool
-	role       Role
+	role       raftdata.Role
 	term       uint64
-	leader     NodeID
+	leader     raftdata.NodeID
 	leaderAddr string
-	membership Membership
+	membership raftdata.Membership
 }
 
 // NewNode restores a node from cfg.Storage (restoring the state machine
@@ -144,7 +144,7 @@ func newNode(ctx context.Context, cfg Config, clock func() (mono, wall time.Dura
 		net:       c.Network,
 		wake:      make(chan struct{}, 1),
 		reads:     map[uint64]*readRequest{},
-		senders:   map[NodeID]*snapshotSender{},
+		senders:   map[raftdata.NodeID]*snapshotSender{},
 		stopping:  make(chan struct{}),
 		done:      make(chan struct{}),
 		manual:    manual,
@@ -230,7 +230,7 @@ func (n *Node) restore(ctx context.Context) (engine.InitialState, uint64, error)
 }
 
 // Step hands messages received from the network to the node. See Handler.
-func (n *Node) Step(ctx context.Context, msgs []Message) error {
+func (n *Node) Step(ctx context.Context, msgs []raftdata.Message) error {
 	var bad error
 	k := 0
 	for _, m := range msgs {
@@ -403,7 +403,7 @@ func (n *Node) advanceTo(mono time.Duration) {
 	n.tickSenders(d)
 }
 
-func (n *Node) stepMessages(msgs []Message) {
+func (n *Node) stepMessages(msgs []raftdata.Message) {
 	for _, m := range msgs {
 		if err := n.eng.Step(m); err != nil {
 			n.log.Warn("dropping message", "type", m.Type.String(), "from", uint64(m.From), "err", err)
@@ -471,7 +471,7 @@ func (n *Node) handleReady(rd engine.Ready) (again bool) {
 // only when the write is the sole uncommitted one — an idle leader, where
 // a write's latency is all that counts. Under load the leader's loop is the
 // cluster's bottleneck and the write goroutine takes the Save off it.
-func (n *Node) saveInline(ents []Entry) bool {
+func (n *Node) saveInline(ents []raftdata.Entry) bool {
 	if n.eng.Role() != engine.Leader || len(ents) == 0 {
 		return true
 	}
@@ -499,9 +499,9 @@ func (n *Node) fetch(f engine.Fetch) {
 }
 
 type fetchResult struct {
-	peer      NodeID
+	peer      raftdata.NodeID
 	lo        uint64
-	ents      []Entry
+	ents      []raftdata.Entry
 	compacted bool
 }
 
@@ -544,7 +544,7 @@ func (n *Node) updateView() {
 	n.publishMetrics()
 	// After the view: a caller whose TransferLeadership returns sees the
 	// new leader in Role, Leader and Metrics.
-	if n.transfer != nil && v.role != RoleLeader && v.leader != 0 && v.leader != n.cfg.ID {
+	if n.transfer != nil && v.role != raftdata.RoleLeader && v.leader != 0 && v.leader != n.cfg.ID {
 		n.transfer.finish(nil)
 		n.transfer = nil
 	}
@@ -645,11 +645,11 @@ func (n *Node) control(ctx context.Context, fn func()) error {
 // away, and an error wrapping ErrBadConfig when index 1 holds another
 // configuration, or the node has state but no index 1 (it joined another
 // cluster). It returns once the configuration is durable.
-func (n *Node) Initialize(ctx context.Context, members []Member) error {
+func (n *Node) Initialize(ctx context.Context, members []raftdata.Member) error {
 	var err error
 	var durable chan error
 	if cerr := n.control(ctx, func() {
-		err = n.eng.Bootstrap(Membership{Voters: members})
+		err = n.eng.Bootstrap(raftdata.Membership{Voters: members})
 		if err == nil {
 			// Hand the configuration entry to the persister first: the
 			// notification is answered once every write queued before it
@@ -679,16 +679,16 @@ func (n *Node) Initialize(ctx context.Context, members []Member) error {
 }
 
 // ID returns this node's ID.
-func (n *Node) ID() NodeID { return n.cfg.ID }
+func (n *Node) ID() raftdata.NodeID { return n.cfg.ID }
 
 // Leader returns the leader this node knows of (0 if none) and its address.
-func (n *Node) Leader() (NodeID, string) {
+func (n *Node) Leader() (raftdata.NodeID, string) {
 	v := n.view.Load()
 	return v.leader, v.leaderAddr
 }
 
 // Role returns the node's current role.
-func (n *Node) Role() Role { return n.view.Load().role }
+func (n *Node) Role() raftdata.Role { return n.view.Load().role }
 
 // notLeader returns the error for a call only a leader serves: ErrRemoved
 // on a node removed from the cluster, a *NotLeaderError otherwise.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -50,7 +51,7 @@ func TestFollowerReturnsNotLeaderAndForwardingSucceeds(t *testing.T) {
 	l := c.WaitLeader(waitLong)
 	// Wait until every node knows the leader.
 	deadline := time.Now().Add(waitLong)
-	var f raft.NodeID
+	var f raftdata.NodeID
 	for _, id := range c.IDs() {
 		if id != l {
 			f = id
@@ -74,7 +75,7 @@ func TestFollowerReturnsNotLeaderAndForwardingSucceeds(t *testing.T) {
 		t.Fatalf("not-leader error names %d at %q, want %d", nl.LeaderID, nl.LeaderAddr, l)
 	}
 	forwarded := 0
-	forward := func(ctx context.Context, leader raft.Member, cmd []byte) (any, error) {
+	forward := func(ctx context.Context, leader raftdata.Member, cmd []byte) (any, error) {
 		forwarded++
 		return c.Node(leader.ID).Propose(ctx, cmd)
 	}
@@ -260,7 +261,7 @@ func TestIsolatedLeaderMakesNoProgress(t *testing.T) {
 		t.Fatalf("isolated leader's write failed with %v", err)
 	}
 	// The client retries on the majority side and succeeds.
-	var others []raft.NodeID
+	var others []raftdata.NodeID
 	for _, id := range c.IDs() {
 		if id != old {
 			others = append(others, id)
@@ -432,7 +433,7 @@ func TestMetricsPublishedOnChange(t *testing.T) {
 	for {
 		select {
 		case m := <-ch:
-			if m.Role != raft.RoleLeader && m.Leader == target {
+			if m.Role != raftdata.RoleLeader && m.Leader == target {
 				return
 			}
 		case <-deadline:
@@ -451,7 +452,7 @@ func TestLeaderMetricsShowPeers(t *testing.T) {
 	for {
 		m := c.Node(l).Metrics()
 		if len(m.Peers) == 2 && m.Peers[0].Match == m.LastIndex && m.Peers[1].Match == m.LastIndex && m.AppliedIndex == m.LastIndex {
-			if len(m.Membership.Voters) != 3 || m.Role != raft.RoleLeader || m.Term == 0 {
+			if len(m.Membership.Voters) != 3 || m.Role != raftdata.RoleLeader || m.Term == 0 {
 				t.Fatalf("metrics %+v", m)
 			}
 			return
@@ -482,7 +483,7 @@ func TestCurrentMetricsIsUpToDate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.CommitIndex < f.Index() || m.AppliedIndex < f.Index() || m.LastIndex < f.Index() || m.Role != raft.RoleLeader {
+		if m.CommitIndex < f.Index() || m.AppliedIndex < f.Index() || m.LastIndex < f.Index() || m.Role != raftdata.RoleLeader {
 			t.Fatalf("after applying index %d: CurrentMetrics %+v", f.Index(), m)
 		}
 		if got := n.Metrics(); got.At != m.At {
@@ -499,7 +500,7 @@ func TestCurrentMetricsIsUpToDate(t *testing.T) {
 
 func TestStepRejectsOtherGroups(t *testing.T) {
 	c := rafttest.NewCluster(t, 1, rafttest.ClusterOptions{})
-	err := c.Node(1).Step(ctxT(t, time.Second), []raft.Message{{Type: raft.MsgHeartbeat, Group: 7, From: 2, To: 1, Term: 1}})
+	err := c.Node(1).Step(ctxT(t, time.Second), []raftdata.Message{{Type: raftdata.MsgHeartbeat, Group: 7, From: 2, To: 1, Term: 1}})
 	if !errors.Is(err, raft.ErrWrongGroup) || !strings.Contains(err.Error(), "group 7") {
 		t.Fatalf("got %v", err)
 	}

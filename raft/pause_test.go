@@ -9,6 +9,7 @@ import (
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/internal/simhook"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestLeaseReadAfterPauseIsNotStale(t *testing.T) {
 	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{KV: true, Configure: func(cfg *raft.Config) { cfg.LeaseReads = true }})
 	l := c.WaitLeader(waitLong)
-	put := func(id raft.NodeID, v string) uint64 {
+	put := func(id raftdata.NodeID, v string) uint64 {
 		t.Helper()
 		f, err := c.Node(id).ProposeAsync(ctxT(t, waitLong), rafttest.KVOp{Kind: rafttest.KVPut, Key: "k", Value: v}.Encode())
 		if err != nil {
@@ -44,7 +45,7 @@ func TestLeaseReadAfterPauseIsNotStale(t *testing.T) {
 		}
 	}()
 	c.Net.Isolate(l)
-	var others []raft.NodeID
+	var others []raftdata.NodeID
 	for _, id := range c.IDs() {
 		if id != l {
 			others = append(others, id)
@@ -95,7 +96,7 @@ func TestInitializeReturnsOnceDurable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := n.Initialize(ctxT(t, waitLong), []raft.Member{{ID: 1, Addr: "n1"}}); err != nil {
+		if err := n.Initialize(ctxT(t, waitLong), []raftdata.Member{{ID: 1, Addr: "n1"}}); err != nil {
 			t.Fatalf("run %d: Initialize: %v", i, err)
 		}
 		st, err := store.InitialState(context.Background())

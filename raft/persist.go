@@ -3,21 +3,23 @@ package raft
 import (
 	"context"
 	"fmt"
-	"go.opentelemetry.io/otel/trace"
 	"sync"
 	"time"
+
+	"github.com/raftkit/raftkit/raft/raftdata"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // persistJob is one Ready's writes and the messages that may only be sent
 // once they are durable. notify, if set, receives the outcome.
 type persistJob struct {
-	hs     *HardState
-	ents   []Entry
-	msgs   []Message
+	hs     *raftdata.HardState
+	ents   []raftdata.Entry
+	msgs   []raftdata.Message
 	notify chan error
 	// chunk is a snapshot chunk from the leader to write; own is this
 	// node's snapshot to commit. They are ordered with the log writes.
-	chunk *Message
+	chunk *raftdata.Message
 	own   *ownSnapshot
 }
 
@@ -37,7 +39,7 @@ type persister struct {
 	queue  []persistJob
 	busy   bool // a write taken from queue is in progress
 	signal chan struct{}
-	buf    []Entry
+	buf    []raftdata.Entry
 	recv   *snapshotReceiver
 	// floor is the index of the last snapshot installed from a leader:
 	// queued writes of entries at or below it are stale and skipped.
@@ -176,9 +178,9 @@ func (p *persister) hasWork() bool {
 // succeeds or the node stops: nothing that depends on it has been sent, so
 // waiting out an outage (a database restart) loses nothing.
 func (p *persister) write(jobs []persistJob, final bool) {
-	var hs *HardState
-	var ents []Entry
-	var msgs []Message
+	var hs *raftdata.HardState
+	var ents []raftdata.Entry
+	var msgs []raftdata.Message
 	withEntries := 0
 	for _, j := range jobs {
 		if j.hs != nil {
@@ -273,7 +275,7 @@ func (p *persister) write(jobs []persistJob, final bool) {
 // earlier one). It copies into p.buf, which it reuses from write to write
 // (Storage.Save does not retain its slice), and never writes into the
 // engine's arrays. A single batch is written as is, without a copy.
-func (p *persister) merge(acc, next []Entry) []Entry {
+func (p *persister) merge(acc, next []raftdata.Entry) []raftdata.Entry {
 	if len(next) == 0 {
 		return acc
 	}

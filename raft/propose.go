@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/raftkit/raftkit/raft/internal/engine"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Future is the pending outcome of a proposal made with ProposeAsync.
@@ -167,7 +169,7 @@ func (n *Node) submit(ctx context.Context, cmd []byte, async bool, span trace.Sp
 	if len(cmd) > n.cfg.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(cmd), n.cfg.MaxEntryBytes)
 	}
-	if n.view.Load().role != RoleLeader {
+	if n.view.Load().role != raftdata.RoleLeader {
 		return nil, n.notLeader()
 	}
 	var f *Future
@@ -207,7 +209,7 @@ func (n *Node) flushProposals(fs []*Future) {
 	// The engine copies the batch into its log, so the buffer is reused.
 	batch := n.batch[:0]
 	for _, f := range fs {
-		batch = append(batch, Entry{Type: EntryNormal, Data: f.data})
+		batch = append(batch, raftdata.Entry{Type: raftdata.EntryNormal, Data: f.data})
 	}
 	first, err := n.eng.Propose(batch)
 	clear(batch)

@@ -3,6 +3,8 @@ package raft
 import (
 	"context"
 	"sync"
+
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // proposalQueue hands proposals from callers to the main loop. Callers
@@ -97,13 +99,13 @@ func (q *proposalQueue) close() []*Future {
 // that waits for it (bounded by the number of them).
 type inbox struct {
 	mu      sync.Mutex
-	msgs    [][]Message
+	msgs    [][]raftdata.Message
 	events  []loopEvent
 	limit   int // of message batches
 	closed  bool
 	space   chan struct{} // closed (and replaced) when the loop empties a full inbox
 	signal  chan struct{} // the loop's wake-up channel
-	spareM  [][]Message
+	spareM  [][]raftdata.Message
 	spareEv []loopEvent
 }
 
@@ -119,7 +121,7 @@ func (b *inbox) wake() {
 }
 
 // pushMsgs queues a batch of messages, waiting while the inbox is full.
-func (b *inbox) pushMsgs(ctx context.Context, msgs []Message, stopping <-chan struct{}) error {
+func (b *inbox) pushMsgs(ctx context.Context, msgs []raftdata.Message, stopping <-chan struct{}) error {
 	for {
 		b.mu.Lock()
 		if b.closed {
@@ -165,7 +167,7 @@ func (b *inbox) post(ev loopEvent) bool {
 
 // take returns everything queued; the slices stay valid until the next
 // take (two sets of buffers alternate).
-func (b *inbox) take() ([][]Message, []loopEvent) {
+func (b *inbox) take() ([][]raftdata.Message, []loopEvent) {
 	// The caller is done with the previous take's slices: recycle them.
 	clear(b.spareM)
 	clear(b.spareEv)

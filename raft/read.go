@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // readRequest is a linearizable read waiting for leadership confirmation
@@ -53,7 +54,7 @@ func (n *Node) LeaseRead(ctx context.Context) (uint64, error) {
 }
 
 func (n *Node) read(ctx context.Context, lease bool) (uint64, error) {
-	if n.view.Load().role != RoleLeader {
+	if n.view.Load().role != raftdata.RoleLeader {
 		return 0, n.notLeader()
 	}
 	r := &readRequest{lease: lease, done: make(chan struct{})}
@@ -107,7 +108,7 @@ func (t *transferWaiter) finish(err error) {
 // campaign at once. It returns nil once another node leads, an error
 // wrapping ErrTransferFailed if that did not happen within an election
 // timeout, or ErrUnknownPeer for a target that is not a voter.
-func (n *Node) TransferLeadership(ctx context.Context, to NodeID) error {
+func (n *Node) TransferLeadership(ctx context.Context, to raftdata.NodeID) error {
 	w := &transferWaiter{done: make(chan error, 1)}
 	var startErr error
 	if err := n.control(ctx, func() {

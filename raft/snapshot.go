@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/raftkit/raftkit/raft/internal/engine"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Snapshots on the runtime side. The applier captures a point-in-time view
@@ -35,7 +36,7 @@ type snapshotCounters struct {
 // ownSnapshot is this node's snapshot, written and waiting to be committed.
 type ownSnapshot struct {
 	w      SnapshotWriter
-	meta   SnapshotMeta
+	meta   raftdata.SnapshotMeta
 	waiter chan snapshotResult
 }
 
@@ -46,7 +47,7 @@ type snapshotResult struct {
 
 // snapshotDone is posted to the loop when an own snapshot finished.
 type snapshotDone struct {
-	meta      SnapshotMeta
+	meta      raftdata.SnapshotMeta
 	compacted uint64
 	err       error
 	waiter    chan snapshotResult
@@ -59,15 +60,15 @@ type snapshotDone struct {
 // restoreTask asks the applier to restore the state machine from the
 // snapshot just installed from leader.
 type restoreTask struct {
-	leader NodeID
-	meta   SnapshotMeta
+	leader raftdata.NodeID
+	meta   raftdata.SnapshotMeta
 }
 
 // snapshotInstalled is posted to the loop once a received snapshot is
 // durable and restored.
 type snapshotInstalled struct {
-	leader NodeID
-	meta   SnapshotMeta
+	leader raftdata.NodeID
+	meta   raftdata.SnapshotMeta
 }
 
 // Snapshot takes a snapshot of the state machine now, commits it and
@@ -124,7 +125,7 @@ func (a *applier) takeSnapshot(waiter chan snapshotResult) {
 		}
 		return
 	}
-	meta := SnapshotMeta{Index: applied, Term: a.appliedTerm, Membership: a.membership.Clone()}
+	meta := raftdata.SnapshotMeta{Index: applied, Term: a.appliedTerm, Membership: a.membership.Clone()}
 	a.snapshotting.Store(true)
 	n := a.n
 	write := func() {
@@ -225,9 +226,9 @@ func (p *persister) commitOwn(o *ownSnapshot) {
 
 // snapshotReceiver is a snapshot being received from the leader.
 type snapshotReceiver struct {
-	from NodeID
+	from raftdata.NodeID
 	term uint64
-	meta SnapshotMeta
+	meta raftdata.SnapshotMeta
 	next uint64
 	w    SnapshotWriter
 }
@@ -235,11 +236,11 @@ type snapshotReceiver struct {
 // writeChunk writes one chunk received from the leader (persister) and
 // acknowledges it; the last one commits the snapshot and hands the restore
 // to the applier.
-func (p *persister) writeChunk(m *Message) {
+func (p *persister) writeChunk(m *raftdata.Message) {
 	n := p.n
 	c := m.Snapshot
 	ack := func(next uint64, reject bool) {
-		n.net.Send([]Message{{Type: MsgSnapResp, Group: n.cfg.Group, From: n.cfg.ID, To: m.From, Term: m.Term,
+		n.net.Send([]raftdata.Message{{Type: raftdata.MsgSnapResp, Group: n.cfg.Group, From: n.cfg.ID, To: m.From, Term: m.Term,
 			Index: c.Meta.Index, Context: next, HintTerm: m.Context, Reject: reject}})
 	}
 	ctx := context.Background()
@@ -353,9 +354,9 @@ func (a *applier) restore(t *restoreTask) error {
 // transfer into an unbounded storm.
 type snapshotSender struct {
 	n      *Node
-	peer   NodeID
+	peer   raftdata.NodeID
 	term   uint64
-	meta   SnapshotMeta
+	meta   raftdata.SnapshotMeta
 	rc     io.ReadCloser
 	pos    uint64 // bytes consumed from rc
 	offset uint64 // offset of the chunk in flight
@@ -365,7 +366,7 @@ type snapshotSender struct {
 	idle   int    // ticks since the chunk was sent
 }
 
-func (n *Node) startSender(peer NodeID) {
+func (n *Node) startSender(peer raftdata.NodeID) {
 	if s := n.senders[peer]; s != nil {
 		s.close()
 	}
@@ -422,8 +423,8 @@ func (s *snapshotSender) send() {
 	s.idle = 0
 	s.n.snapSeq++
 	s.seq = s.n.snapSeq
-	s.n.net.Send([]Message{{Type: MsgSnap, Group: s.n.cfg.Group, From: s.n.cfg.ID, To: s.peer, Term: s.term, Context: s.seq,
-		Snapshot: &SnapshotChunk{Meta: s.meta, Offset: s.offset, Data: s.chunk, Done: s.last}}})
+	s.n.net.Send([]raftdata.Message{{Type: raftdata.MsgSnap, Group: s.n.cfg.Group, From: s.n.cfg.ID, To: s.peer, Term: s.term, Context: s.seq,
+		Snapshot: &raftdata.SnapshotChunk{Meta: s.meta, Offset: s.offset, Data: s.chunk, Done: s.last}}})
 }
 
 func (s *snapshotSender) onAck(a engine.SnapshotAck) {
@@ -483,7 +484,7 @@ func (n *Node) handleSnapshots(rd *engine.Ready) {
 	for i := range rd.SnapshotChunks {
 		n.persister.enqueue(persistJob{chunk: &rd.SnapshotChunks[i]})
 	}
-	if len(n.senders) > 0 && (n.eng.Role() != RoleLeader) {
+	if len(n.senders) > 0 && (n.eng.Role() != raftdata.RoleLeader) {
 		for _, s := range n.sortedSenders() {
 			s.close()
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -38,7 +39,7 @@ func snapshotClusterWith(t *testing.T, every, trailing, chunk int, opts rafttest
 // node is midway through one.
 type chunkGate struct {
 	net  *rafttest.Network
-	held atomic.Uint64 // the raft.NodeID held, 0 for none
+	held atomic.Uint64 // the raftdata.NodeID held, 0 for none
 	// midway is set once the held node was handed a chunk that is neither
 	// its snapshot's first nor its last. The leader sends a chunk only
 	// once the follower acknowledged the one before, which it does after
@@ -47,7 +48,7 @@ type chunkGate struct {
 }
 
 // transport is a ClusterOptions.Transport.
-func (g *chunkGate) transport(id raft.NodeID, _ string) (raft.Network, string, error) {
+func (g *chunkGate) transport(id raftdata.NodeID, _ string) (raft.Network, string, error) {
 	return &gatedNetwork{Network: g.net.Endpoint(id), gate: g, id: id}, fmt.Sprintf("node-%d", id), nil
 }
 
@@ -57,7 +58,7 @@ func (g *chunkGate) transport(id raft.NodeID, _ string) (raft.Network, string, e
 type gatedNetwork struct {
 	raft.Network
 	gate *chunkGate
-	id   raft.NodeID
+	id   raftdata.NodeID
 	h    raft.Handler // the node, set by Start
 }
 
@@ -69,12 +70,12 @@ func (g *gatedNetwork) Start(h raft.Handler) error {
 
 // Step hands msgs to the node, but for the last snapshot chunks withheld
 // from the held node.
-func (g *gatedNetwork) Step(ctx context.Context, msgs []raft.Message) error {
-	held := raft.NodeID(g.gate.held.Load()) == g.id
-	keep := make([]raft.Message, 0, len(msgs))
+func (g *gatedNetwork) Step(ctx context.Context, msgs []raftdata.Message) error {
+	held := raftdata.NodeID(g.gate.held.Load()) == g.id
+	keep := make([]raftdata.Message, 0, len(msgs))
 	midway := false
 	for _, m := range msgs {
-		if c := m.Snapshot; held && m.Type == raft.MsgSnap && c != nil {
+		if c := m.Snapshot; held && m.Type == raftdata.MsgSnap && c != nil {
 			if c.Done {
 				continue
 			}
@@ -106,7 +107,7 @@ func writeN(t *testing.T, c *rafttest.Cluster, n int, prefix string) uint64 {
 	return last
 }
 
-func otherThan(c *rafttest.Cluster, id raft.NodeID) raft.NodeID {
+func otherThan(c *rafttest.Cluster, id raftdata.NodeID) raftdata.NodeID {
 	for _, x := range c.IDs() {
 		if x != id {
 			return x
@@ -115,7 +116,7 @@ func otherThan(c *rafttest.Cluster, id raft.NodeID) raft.NodeID {
 	return 0
 }
 
-func metricsOf(t *testing.T, c *rafttest.Cluster, id raft.NodeID, cond func(raft.Metrics) bool) raft.Metrics {
+func metricsOf(t *testing.T, c *rafttest.Cluster, id raftdata.NodeID, cond func(raft.Metrics) bool) raft.Metrics {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for {
@@ -273,7 +274,7 @@ func TestSnapshotOnDemand(t *testing.T) {
 func TestInitializeAfterCompaction(t *testing.T) {
 	c := snapshotCluster(t, 20, rafttest.NoTrailing, 0)
 	l := c.WaitLeader(waitLong)
-	var members []raft.Member
+	var members []raftdata.Member
 	for _, id := range c.IDs() {
 		members = append(members, c.Member(id))
 	}

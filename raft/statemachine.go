@@ -1,6 +1,10 @@
 package raft
 
-import "io"
+import (
+	"io"
+
+	"github.com/raftkit/raftkit/raft/raftdata"
+)
 
 // StateMachine is the user's replicated application.
 //
@@ -16,7 +20,7 @@ type StateMachine interface {
 	// entries[i], which Node.Propose returns to the proposer. Per-command
 	// failures (a failed compare-and-set) belong in results; a non-nil error
 	// means the machine cannot go on, and the node stops with it.
-	Apply(entries []Entry, results []any) error
+	Apply(entries []raftdata.Entry, results []any) error
 
 	// Snapshot captures a point-in-time view of the state. No Apply runs
 	// while it does, so it must return as soon as the view is captured

@@ -3,14 +3,16 @@ package raft
 import (
 	"context"
 	"io"
+
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // State is what a Storage holds when a node starts.
 type State struct {
 	// HardState is the last hard state saved, zero for a new store.
-	HardState HardState
+	HardState raftdata.HardState
 	// Snapshot describes the latest snapshot; Index is 0 when there is none.
-	Snapshot SnapshotMeta
+	Snapshot raftdata.SnapshotMeta
 	// FirstIndex is the index of the first entry in the log: 1 for a new
 	// store, upTo+1 after Compact(upTo). Compaction keeps trailing entries
 	// behind the snapshot (Config.SnapshotTrailingEntries), so it may be at
@@ -55,7 +57,7 @@ type Storage interface {
 	// where the new batch is shorter). Save never leaves a gap in the log.
 	// entries may be empty when only the hard state changes. Save must not
 	// retain the entries slice after returning; it may retain Data.
-	Save(ctx context.Context, hs *HardState, entries []Entry) error
+	Save(ctx context.Context, hs *raftdata.HardState, entries []raftdata.Entry) error
 
 	// Entries returns the entries with indexes in [lo, hi), in order. When
 	// maxBytes > 0 it stops before the total Entry.Size would exceed
@@ -63,7 +65,7 @@ type Storage interface {
 	// returns an error wrapping ErrCompacted when lo < FirstIndex and one
 	// wrapping ErrUnavailable when hi > LastIndex+1. The caller may keep the
 	// returned slice; the store must not modify it afterwards.
-	Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]Entry, error)
+	Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raftdata.Entry, error)
 
 	// Term returns the term of the entry at index. It answers for
 	// Snapshot.Index too (with Snapshot.Term), even when that entry was
@@ -78,12 +80,12 @@ type Storage interface {
 	// CreateSnapshot starts writing a snapshot described by meta. Bytes
 	// written to the returned SnapshotWriter are the state machine's
 	// serialized state. Nothing becomes visible until Commit returns.
-	CreateSnapshot(ctx context.Context, meta SnapshotMeta) (SnapshotWriter, error)
+	CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (SnapshotWriter, error)
 
 	// OpenSnapshot opens the latest committed snapshot for reading. It
 	// returns an error wrapping ErrNoSnapshot when there is none. The reader
 	// stays valid even if a newer snapshot is committed meanwhile.
-	OpenSnapshot(ctx context.Context) (SnapshotMeta, io.ReadCloser, error)
+	OpenSnapshot(ctx context.Context) (raftdata.SnapshotMeta, io.ReadCloser, error)
 
 	// Close releases the store's resources. The store's data stays behind
 	// for a later open. No method is called after Close.

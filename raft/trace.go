@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -31,7 +32,7 @@ type tracing struct {
 	attrs []attribute.KeyValue
 }
 
-func newTracing(tp trace.TracerProvider, id NodeID, group GroupID) tracing {
+func newTracing(tp trace.TracerProvider, id raftdata.NodeID, group raftdata.GroupID) tracing {
 	if tp == nil {
 		return tracing{}
 	}
@@ -66,7 +67,7 @@ func (tr *tracing) save(entries int, hs bool) trace.Span {
 }
 
 // send traces a batch handed to the network.
-func (tr *tracing) send(n *Node, msgs []Message) {
+func (tr *tracing) send(n *Node, msgs []raftdata.Message) {
 	if !tr.on() {
 		n.net.Send(msgs)
 		return

@@ -41,6 +41,7 @@ import (
 	redisstore "github.com/raftkit/raftkit/adapters/storage/redis"
 	"github.com/raftkit/raftkit/bench/internal/latency"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -89,7 +90,7 @@ func main() {
 // counter is the cheapest useful state machine: it counts bytes applied.
 type counter struct{ n atomic.Uint64 }
 
-func (c *counter) Apply(ents []raft.Entry, results []any) error {
+func (c *counter) Apply(ents []raftdata.Entry, results []any) error {
 	for i := range ents {
 		c.n.Add(uint64(len(ents[i].Data)))
 		results[i] = nil
@@ -143,7 +144,7 @@ func (s *stores) open(id int) (raft.Storage, error) {
 	case "postgres":
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		p, err := postgres.Open(ctx, postgres.Options{DSN: s.dsn, Schema: pgSchema, Group: 1, Node: raft.NodeID(id)})
+		p, err := postgres.Open(ctx, postgres.Options{DSN: s.dsn, Schema: pgSchema, Group: 1, Node: raftdata.NodeID(id)})
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +155,7 @@ func (s *stores) open(id int) (raft.Storage, error) {
 		defer cancel()
 		r, err := redisstore.Open(ctx, redisstore.Options{
 			Redis:  &goredis.UniversalOptions{Addrs: []string{s.redisAddr}, PoolSize: 64},
-			Prefix: fmt.Sprintf("raftkit-bench-%d", os.Getpid()), Group: 1, Node: raft.NodeID(id),
+			Prefix: fmt.Sprintf("raftkit-bench-%d", os.Getpid()), Group: 1, Node: raftdata.NodeID(id),
 		})
 		if err != nil {
 			return nil, err
@@ -226,11 +227,11 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 	}
 	network := rafttest.NewNetwork()
 	defer network.Close()
-	var members []raft.Member
-	nets := map[raft.NodeID]raft.Network{}
+	var members []raftdata.Member
+	nets := map[raftdata.NodeID]raft.Network{}
 	var natsNets []*rknats.Transport
 	for i := 1; i <= n; i++ {
-		id := raft.NodeID(i)
+		id := raftdata.NodeID(i)
 		addr := fmt.Sprint("n", i)
 		if netKind == "nats" {
 			if natsURL == "" {
@@ -258,7 +259,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 		} else {
 			nets[id] = network.Endpoint(id)
 		}
-		members = append(members, raft.Member{ID: id, Addr: addr})
+		members = append(members, raftdata.Member{ID: id, Addr: addr})
 	}
 	var all []*raft.Node
 	for i := 1; i <= n; i++ {
@@ -267,7 +268,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 			return err
 		}
 		node, err := raft.NewNode(ctx, raft.Config{
-			ID: raft.NodeID(i), Storage: store, Network: nets[raft.NodeID(i)],
+			ID: raftdata.NodeID(i), Storage: store, Network: nets[raftdata.NodeID(i)],
 			StateMachine:      &counter{},
 			HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
 			SnapshotEntries: snapEvery,
@@ -423,7 +424,7 @@ func waitLeader(nodes []*raft.Node, timeout time.Duration) *raft.Node {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		for _, n := range nodes {
-			if n.Role() == raft.RoleLeader {
+			if n.Role() == raftdata.RoleLeader {
 				return n
 			}
 		}

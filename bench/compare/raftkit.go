@@ -38,13 +38,14 @@ import (
 	"github.com/raftkit/raftkit/adapters/storage/disk"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
 // rkCounter counts the commands it applies.
 type rkCounter struct{ n atomic.Uint64 }
 
-func (c *rkCounter) Apply(ents []raft.Entry, results []any) error {
+func (c *rkCounter) Apply(ents []raftdata.Entry, results []any) error {
 	var n uint64
 	for i := range ents {
 		if len(ents[i].Data) > 0 {
@@ -93,9 +94,9 @@ func startRaftkit(cfg, dir string) (_ cluster, err error) {
 			_ = c.stop()
 		}
 	}()
-	var members []raft.Member
+	var members []raftdata.Member
 	for i := 1; i <= 3; i++ {
-		members = append(members, raft.Member{ID: raft.NodeID(i), Addr: fmt.Sprint("n", i)})
+		members = append(members, raftdata.Member{ID: raftdata.NodeID(i), Addr: fmt.Sprint("n", i)})
 	}
 	for i := 1; i <= 3; i++ {
 		var store raft.Storage
@@ -111,7 +112,7 @@ func startRaftkit(cfg, dir string) (_ cluster, err error) {
 		}
 		sm := &rkCounter{}
 		node, err := raft.NewNode(ctx, raft.Config{
-			ID: raft.NodeID(i), Storage: store, Network: c.network.Endpoint(raft.NodeID(i)),
+			ID: raftdata.NodeID(i), Storage: store, Network: c.network.Endpoint(raftdata.NodeID(i)),
 			StateMachine:      sm,
 			HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
 		})
@@ -130,7 +131,7 @@ func startRaftkit(cfg, dir string) (_ cluster, err error) {
 			return nil, errors.New("no leader elected in 10s")
 		}
 		for i, n := range c.nodes {
-			if n.Role() == raft.RoleLeader {
+			if n.Role() == raftdata.RoleLeader {
 				c.leader, c.lsm = n, c.sms[i]
 				break
 			}

@@ -17,7 +17,7 @@
 //
 //   - disk: disk.Open(dir, disk.Options{}) — 64 MiB segments, NoSync false;
 //     one Save(ctx, &hs, batch) per batch (one record, one fdatasync).
-//     Entries are raft.Entry{Index, Term: 1, Type: EntryNormal, Data}.
+//     Entries are raftdata.Entry{Index, Term: 1, Type: EntryNormal, Data}.
 //   - bbolt: bbolt.Open(dir/bolt.db, 0o600, nil) — bbolt.DefaultOptions,
 //     NoSync false, default FillPercent; one db.Update per batch, which
 //     Puts every entry into bucket "entries" (key: big-endian uint64 index,
@@ -51,14 +51,14 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/raftkit/raftkit/adapters/storage/disk"
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 const entrySize = 128
 
 // appender is one open engine: append makes batch and hs durable.
 type appender interface {
-	append(batch []raft.Entry, hs raft.HardState) error
+	append(batch []raftdata.Entry, hs raftdata.HardState) error
 	close() error
 }
 
@@ -85,7 +85,7 @@ func openDisk(dir string) (appender, error) {
 	return &diskApp{s}, nil
 }
 
-func (d *diskApp) append(batch []raft.Entry, hs raft.HardState) error {
+func (d *diskApp) append(batch []raftdata.Entry, hs raftdata.HardState) error {
 	return d.s.Save(context.Background(), &hs, batch)
 }
 func (d *diskApp) close() error { return d.s.Close() }
@@ -119,7 +119,7 @@ func openBolt(dir string) (appender, error) {
 	return &boltApp{db}, nil
 }
 
-func (b *boltApp) append(batch []raft.Entry, hs raft.HardState) error {
+func (b *boltApp) append(batch []raftdata.Entry, hs raftdata.HardState) error {
 	return b.db.Update(func(tx *bbolt.Tx) error {
 		eb := tx.Bucket(bucketEntries)
 		var k [8]byte
@@ -146,7 +146,7 @@ func openPebble(dir string) (appender, error) {
 	return &pebbleApp{db}, nil
 }
 
-func (p *pebbleApp) append(batch []raft.Entry, hs raft.HardState) error {
+func (p *pebbleApp) append(batch []raftdata.Entry, hs raftdata.HardState) error {
 	b := p.db.NewBatch()
 	defer b.Close()
 	var k [9]byte
@@ -164,7 +164,7 @@ func (p *pebbleApp) append(batch []raft.Entry, hs raft.HardState) error {
 }
 func (p *pebbleApp) close() error { return p.db.Close() }
 
-func encodeHS(hs raft.HardState) []byte {
+func encodeHS(hs raftdata.HardState) []byte {
 	v := make([]byte, 24)
 	binary.BigEndian.PutUint64(v[0:], hs.Term)
 	binary.BigEndian.PutUint64(v[8:], uint64(hs.Vote))
@@ -188,9 +188,9 @@ func run(e engine, base string, b int, d time.Duration, payload []byte) (result,
 	if err != nil {
 		return result{}, fmt.Errorf("%s: open: %w", e.name, err)
 	}
-	batch := make([]raft.Entry, b)
+	batch := make([]raftdata.Entry, b)
 	for i := range batch {
-		batch[i] = raft.Entry{Term: 1, Type: raft.EntryNormal, Data: payload}
+		batch[i] = raftdata.Entry{Term: 1, Type: raftdata.EntryNormal, Data: payload}
 	}
 	var next uint64 = 1
 	var batches int
@@ -201,7 +201,7 @@ func run(e engine, base string, b int, d time.Duration, payload []byte) (result,
 			batch[i].Index = next
 			next++
 		}
-		hs := raft.HardState{Term: 1, Vote: 1, Commit: next - 1}
+		hs := raftdata.HardState{Term: 1, Vote: 1, Commit: next - 1}
 		if err := a.append(batch, hs); err != nil {
 			a.close()
 			return result{}, fmt.Errorf("%s: append: %w", e.name, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/session"
 )
 
@@ -112,7 +113,7 @@ type proposeReply struct {
 }
 
 // forward hands cmd to the leader's HTTP API.
-func (k *kvNode) forward(ctx context.Context, leader raft.Member, cmd []byte) (any, error) {
+func (k *kvNode) forward(ctx context.Context, leader raftdata.Member, cmd []byte) (any, error) {
 	addr := k.httpAddr(leader.ID)
 	if addr == "" {
 		return nil, fmt.Errorf("no HTTP address for leader %d", leader.ID)
@@ -219,16 +220,16 @@ func (k *kvNode) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 // adminMember is a member in admin requests.
 type adminMember struct {
-	ID   raft.NodeID `json:"id"`
-	Raft string      `json:"raft"`
-	HTTP string      `json:"http"`
+	ID   raftdata.NodeID `json:"id"`
+	Raft string          `json:"raft"`
+	HTTP string          `json:"http"`
 }
 
 // learn makes the members' HTTP addresses known to every node, before
 // they join: each address is a command in the log (so nodes that restart,
 // or join later, learn it too) proposed through the leader.
-func (k *kvNode) learn(ctx context.Context, ms ...adminMember) ([]raft.Member, error) {
-	var out []raft.Member
+func (k *kvNode) learn(ctx context.Context, ms ...adminMember) ([]raftdata.Member, error) {
+	var out []raftdata.Member
 	for _, m := range ms {
 		if m.ID == 0 {
 			return nil, errors.New("member without an id")
@@ -243,7 +244,7 @@ func (k *kvNode) learn(ctx context.Context, ms ...adminMember) ([]raft.Member, e
 				return nil, fmt.Errorf("recording node %d's HTTP address: %w", m.ID, err)
 			}
 		}
-		out = append(out, raft.Member{ID: m.ID, Addr: m.Raft})
+		out = append(out, raftdata.Member{ID: m.ID, Addr: m.Raft})
 	}
 	return out, nil
 }
@@ -309,7 +310,7 @@ func (k *kvNode) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	if err := k.node.TransferLeadership(ctx, raft.NodeID(to)); err != nil {
+	if err := k.node.TransferLeadership(ctx, raftdata.NodeID(to)); err != nil {
 		fail(w, statusOf(err), err)
 		return
 	}
@@ -329,7 +330,7 @@ func (k *kvNode) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 
 // httpAddr returns node id's HTTP address, "" if unknown: the one recorded
 // in the log (by an admin request) or else the one -members gave.
-func (k *kvNode) httpAddr(id raft.NodeID) string {
+func (k *kvNode) httpAddr(id raftdata.NodeID) string {
 	if a, ok := k.store.httpAddr(uint64(id)); ok {
 		return a
 	}

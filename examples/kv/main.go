@@ -35,7 +35,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 func main() {
@@ -98,9 +98,9 @@ func run(args []string) error {
 	if *join && *id == 0 {
 		return errors.New("-join needs -id")
 	}
-	var ids []raft.NodeID
+	var ids []raftdata.NodeID
 	if *id != 0 {
-		ids = []raft.NodeID{raft.NodeID(*id)}
+		ids = []raftdata.NodeID{raftdata.NodeID(*id)}
 	} else {
 		for _, m := range members {
 			ids = append(ids, m.id)
@@ -153,7 +153,7 @@ func run(args []string) error {
 // parseMembers reads id=raftaddr/httpaddr,...
 func parseMembers(s string) ([]member, error) {
 	var out []member
-	seen := map[raft.NodeID]bool{}
+	seen := map[raftdata.NodeID]bool{}
 	for _, part := range strings.Split(s, ",") {
 		idStr, addrs, ok := strings.Cut(strings.TrimSpace(part), "=")
 		raftAddr, httpAddr, ok2 := strings.Cut(addrs, "/")
@@ -161,11 +161,11 @@ func parseMembers(s string) ([]member, error) {
 		if !ok || !ok2 || err != nil || id == 0 || raftAddr == "" || httpAddr == "" {
 			return nil, fmt.Errorf("-members: %q is not id=raftaddr/httpaddr", part)
 		}
-		if seen[raft.NodeID(id)] {
+		if seen[raftdata.NodeID(id)] {
 			return nil, fmt.Errorf("-members: node %d twice", id)
 		}
-		seen[raft.NodeID(id)] = true
-		out = append(out, member{id: raft.NodeID(id), raft: raftAddr, http: httpAddr})
+		seen[raftdata.NodeID(id)] = true
+		out = append(out, member{id: raftdata.NodeID(id), raft: raftAddr, http: httpAddr})
 	}
 	return out, nil
 }

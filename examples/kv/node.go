@@ -24,19 +24,20 @@ import (
 	"github.com/raftkit/raftkit/adapters/storage/postgres"
 	redisstore "github.com/raftkit/raftkit/adapters/storage/redis"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/session"
 )
 
 // member is one node of the cluster: its ID, the address its Raft traffic
 // goes to, and the address of its HTTP API.
 type member struct {
-	id         raft.NodeID
+	id         raftdata.NodeID
 	raft, http string
 }
 
 // nodeConfig is everything one node needs.
 type nodeConfig struct {
-	id        raft.NodeID
+	id        raftdata.NodeID
 	clusterID uint64
 	members   []member // the initial cluster, this node included
 	storage   string   // memory, disk, postgres, redis
@@ -76,7 +77,7 @@ type kvNode struct {
 	client *http.Client
 	// http holds the HTTP addresses -members gave; the log's (store.http)
 	// take precedence.
-	http map[raft.NodeID]string
+	http map[raftdata.NodeID]string
 }
 
 func openStorage(ctx context.Context, c nodeConfig) (raft.Storage, error) {
@@ -87,10 +88,10 @@ func openStorage(ctx context.Context, c nodeConfig) (raft.Storage, error) {
 	case "disk":
 		return disk.Open(filepath.Join(c.dataDir, fmt.Sprintf("node-%d", c.id)), disk.Options{Logger: log})
 	case "postgres":
-		return postgres.Open(ctx, postgres.Options{DSN: c.pgDSN, Group: raft.GroupID(c.clusterID), Node: c.id, Logger: log})
+		return postgres.Open(ctx, postgres.Options{DSN: c.pgDSN, Group: raftdata.GroupID(c.clusterID), Node: c.id, Logger: log})
 	case "redis":
 		return redisstore.Open(ctx, redisstore.Options{Redis: &goredis.UniversalOptions{Addrs: []string{c.redisAddr}},
-			Group: raft.GroupID(c.clusterID), Node: c.id, Logger: log})
+			Group: raftdata.GroupID(c.clusterID), Node: c.id, Logger: log})
 	}
 	return nil, fmt.Errorf("unknown storage %q (memory, disk, postgres, redis)", c.storage)
 }
@@ -117,7 +118,7 @@ func openNetwork(c nodeConfig) (raft.Network, error) {
 // startNode opens the node's storage and network, starts Raft, joins the
 // initial cluster (a no-op after the first start) and serves HTTP.
 func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
-	k := &kvNode{cfg: c, store: newStore(), http: map[raft.NodeID]string{}, tls: c.tls, client: http.DefaultClient}
+	k := &kvNode{cfg: c, store: newStore(), http: map[raftdata.NodeID]string{}, tls: c.tls, client: http.DefaultClient}
 	if c.tls != nil {
 		k.client = &http.Client{Transport: &http.Transport{TLSClientConfig: c.tls.client}}
 	}
@@ -133,7 +134,7 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 		return nil, fmt.Errorf("node %d network: %w", c.id, err)
 	}
 	k.node, err = raft.NewNode(ctx, raft.Config{
-		ID: c.id, Group: raft.GroupID(c.clusterID), Storage: k.st, Network: k.net,
+		ID: c.id, Group: raftdata.GroupID(c.clusterID), Storage: k.st, Network: k.net,
 		// Sessions make a client's retried write apply once.
 		StateMachine:      session.Wrap(k.store, session.Config{}),
 		HeartbeatInterval: 100 * time.Millisecond, ElectionTimeout: time.Second,
@@ -144,13 +145,13 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 		k.st.Close()
 		return nil, fmt.Errorf("node %d: %w", c.id, err)
 	}
-	var members []raft.Member
+	var members []raftdata.Member
 	for _, m := range c.members {
 		addr := m.raft
 		if c.network == "nats" {
 			addr = fmt.Sprintf("nats:%d", m.id)
 		}
-		members = append(members, raft.Member{ID: m.id, Addr: addr})
+		members = append(members, raftdata.Member{ID: m.id, Addr: addr})
 	}
 	if c.join {
 		// Wait to be added: the leader's first append or snapshot brings

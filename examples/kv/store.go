@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // op is a write to the store, as it travels in the log (JSON: small,
@@ -34,7 +35,7 @@ func newStore() *store { return &store{data: map[string]string{}, http: map[uint
 // Apply applies writes. A put or delete returns nil; a cas returns whether
 // it swapped. A command that does not decode fails alone (its result is
 // the error), as a bad request must not stop the node.
-func (s *store) Apply(ents []raft.Entry, results []any) error {
+func (s *store) Apply(ents []raftdata.Entry, results []any) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, e := range ents {

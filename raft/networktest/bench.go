@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/wire"
 )
 
@@ -18,10 +19,10 @@ import (
 func Bench(b *testing.B, f Factory) {
 	cases := []struct {
 		name string
-		msg  func(i int) raft.Message
+		msg  func(i int) raftdata.Message
 	}{
-		{"Heartbeat", func(i int) raft.Message {
-			return raft.Message{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 5, Commit: uint64(i), Context: uint64(i)}
+		{"Heartbeat", func(i int) raftdata.Message {
+			return raftdata.Message{Type: raftdata.MsgHeartbeat, From: 1, To: 2, Term: 5, Commit: uint64(i), Context: uint64(i)}
 		}},
 		{"Append128B", benchAppend(128)},
 		{"Append64KiB", benchAppend(64 << 10)},
@@ -31,11 +32,11 @@ func Bench(b *testing.B, f Factory) {
 	}
 }
 
-func benchAppend(size int) func(int) raft.Message {
+func benchAppend(size int) func(int) raftdata.Message {
 	data := make([]byte, size)
-	return func(i int) raft.Message {
-		return raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 5, Index: uint64(i), LogTerm: 5, Commit: uint64(i),
-			Entries: []raft.Entry{{Index: uint64(i + 1), Term: 5, Data: data}}}
+	return func(i int) raftdata.Message {
+		return raftdata.Message{Type: raftdata.MsgApp, From: 1, To: 2, Term: 5, Index: uint64(i), LogTerm: 5, Commit: uint64(i),
+			Entries: []raftdata.Entry{{Index: uint64(i + 1), Term: 5, Data: data}}}
 	}
 }
 
@@ -45,7 +46,7 @@ type counter struct {
 	notify chan struct{}
 }
 
-func (c *counter) Step(_ context.Context, msgs []raft.Message) error {
+func (c *counter) Step(_ context.Context, msgs []raftdata.Message) error {
 	c.n.Add(int64(len(msgs)))
 	select {
 	case c.notify <- struct{}{}:
@@ -54,7 +55,7 @@ func (c *counter) Step(_ context.Context, msgs []raft.Message) error {
 	return nil
 }
 
-func benchOne(b *testing.B, f Factory, mk func(int) raft.Message) {
+func benchOne(b *testing.B, f Factory, mk func(int) raftdata.Message) {
 	open := f(b)
 	var nets []raft.Network
 	defer func() {
@@ -62,7 +63,7 @@ func benchOne(b *testing.B, f Factory, mk func(int) raft.Message) {
 			_ = n.Close()
 		}
 	}()
-	start := func(id raft.NodeID, h raft.Handler) (raft.Network, string) {
+	start := func(id raftdata.NodeID, h raft.Handler) (raft.Network, string) {
 		n, addr, err := open(Options{ClusterID: 1, ID: id})
 		if err != nil {
 			b.Fatal(err)
@@ -76,7 +77,7 @@ func benchOne(b *testing.B, f Factory, mk func(int) raft.Message) {
 	recv := &counter{notify: make(chan struct{}, 1)}
 	a, addrA := start(1, &counter{notify: make(chan struct{}, 1)})
 	bn, addrB := start(2, recv)
-	peers := []raft.Member{{ID: 1, Addr: addrA}, {ID: 2, Addr: addrB}}
+	peers := []raftdata.Member{{ID: 1, Addr: addrA}, {ID: 2, Addr: addrB}}
 	a.SetPeers(peers)
 	bn.SetPeers(peers)
 
@@ -86,7 +87,7 @@ func benchOne(b *testing.B, f Factory, mk func(int) raft.Message) {
 		if time.Now().After(deadline) {
 			b.Fatal("no delivery")
 		}
-		a.Send([]raft.Message{mk(0)})
+		a.Send([]raftdata.Message{mk(0)})
 		time.Sleep(10 * time.Millisecond)
 	}
 	proto := mk(0)
@@ -108,7 +109,7 @@ func benchOne(b *testing.B, f Factory, mk func(int) raft.Message) {
 			}
 		}
 		k := min(batch, b.N-sent)
-		msgs := make([]raft.Message, k)
+		msgs := make([]raftdata.Message, k)
 		for i := range msgs {
 			msgs[i] = mk(sent + i)
 		}

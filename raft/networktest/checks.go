@@ -8,30 +8,31 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // allTypes returns one message of every type from → to, every field a type
 // may carry set to a distinct value; Context is tag+i.
-func allTypes(from, to raft.NodeID, tag uint64) []raft.Message {
-	types := []raft.MessageType{raft.MsgApp, raft.MsgAppResp, raft.MsgVote, raft.MsgVoteResp,
-		raft.MsgPreVote, raft.MsgPreVoteResp, raft.MsgHeartbeat, raft.MsgHeartbeatResp,
-		raft.MsgTimeoutNow, raft.MsgSnap, raft.MsgSnapResp}
-	out := make([]raft.Message, len(types))
+func allTypes(from, to raftdata.NodeID, tag uint64) []raftdata.Message {
+	types := []raftdata.MessageType{raftdata.MsgApp, raftdata.MsgAppResp, raftdata.MsgVote, raftdata.MsgVoteResp,
+		raftdata.MsgPreVote, raftdata.MsgPreVoteResp, raftdata.MsgHeartbeat, raftdata.MsgHeartbeatResp,
+		raftdata.MsgTimeoutNow, raftdata.MsgSnap, raftdata.MsgSnapResp}
+	out := make([]raftdata.Message, len(types))
 	for i, typ := range types {
 		k := uint64(i + 1)
-		m := raft.Message{Type: typ, Group: 7, From: from, To: to, Term: 1<<40 + k, LogTerm: 3 * k,
+		m := raftdata.Message{Type: typ, Group: 7, From: from, To: to, Term: 1<<40 + k, LogTerm: 3 * k,
 			Index: 1<<33 + k, Commit: 5 * k, Hint: 6 * k, HintTerm: 7 * k, Context: tag + uint64(i),
-			Reject: i%2 == 1, Transfer: typ == raft.MsgVote || typ == raft.MsgPreVote}
+			Reject: i%2 == 1, Transfer: typ == raftdata.MsgVote || typ == raftdata.MsgPreVote}
 		switch typ {
-		case raft.MsgApp:
-			m.Entries = []raft.Entry{
-				{Index: m.Index + 1, Term: m.Term, Type: raft.EntryNormal, Data: []byte("hello")},
-				{Index: m.Index + 2, Term: m.Term, Type: raft.EntryNoop},
-				{Index: m.Index + 3, Term: m.Term, Type: raft.EntryConfig, Data: raft.EncodeMembership(testMembership())},
+		case raftdata.MsgApp:
+			m.Entries = []raftdata.Entry{
+				{Index: m.Index + 1, Term: m.Term, Type: raftdata.EntryNormal, Data: []byte("hello")},
+				{Index: m.Index + 2, Term: m.Term, Type: raftdata.EntryNoop},
+				{Index: m.Index + 3, Term: m.Term, Type: raftdata.EntryConfig, Data: raftdata.EncodeMembership(testMembership())},
 			}
-		case raft.MsgSnap:
-			m.Snapshot = &raft.SnapshotChunk{
-				Meta:   raft.SnapshotMeta{Index: 99, Term: 4, Membership: testMembership()},
+		case raftdata.MsgSnap:
+			m.Snapshot = &raftdata.SnapshotChunk{
+				Meta:   raftdata.SnapshotMeta{Index: 99, Term: 4, Membership: testMembership()},
 				Offset: 1 << 20, Data: []byte("snapshot bytes"), Done: true,
 			}
 		}
@@ -40,24 +41,24 @@ func allTypes(from, to raft.NodeID, tag uint64) []raft.Message {
 	return out
 }
 
-func testMembership() raft.Membership {
-	return raft.Membership{
-		Voters:         []raft.Member{{ID: 1, Addr: "a:1"}, {ID: 2, Addr: "b:2"}},
-		OutgoingVoters: []raft.Member{{ID: 1, Addr: "a:1"}, {ID: 3, Addr: "c:3"}},
-		NonVoters:      []raft.Member{{ID: 4, Addr: "d:4"}},
-		Removed:        []raft.Member{{ID: 5, Addr: "e:5"}},
+func testMembership() raftdata.Membership {
+	return raftdata.Membership{
+		Voters:         []raftdata.Member{{ID: 1, Addr: "a:1"}, {ID: 2, Addr: "b:2"}},
+		OutgoingVoters: []raftdata.Member{{ID: 1, Addr: "a:1"}, {ID: 3, Addr: "c:3"}},
+		NonVoters:      []raftdata.Member{{ID: 4, Addr: "d:4"}},
+		Removed:        []raftdata.Member{{ID: 5, Addr: "e:5"}},
 	}
 }
 
 // expectIntact waits for every message of want at n (matched by Context)
 // and checks each arrived unchanged.
-func expectIntact(t *testing.T, n *node, want []raft.Message) {
+func expectIntact(t *testing.T, n *node, want []raftdata.Message) {
 	t.Helper()
-	tags := map[uint64]*raft.Message{}
+	tags := map[uint64]*raftdata.Message{}
 	for i := range want {
 		tags[want[i].Context] = &want[i]
 	}
-	ok := n.in.waitFor(DeliveryBound, func(ms []raft.Message) bool {
+	ok := n.in.waitFor(DeliveryBound, func(ms []raftdata.Message) bool {
 		seen := 0
 		for i := range ms {
 			if tags[ms[i].Context] != nil {
@@ -105,23 +106,23 @@ func testAllTypes(t *testing.T, f Factory) {
 
 // largeMessages returns a maximum snapshot chunk and an append message of
 // LargeAppendBytes, from → to.
-func largeMessages(from, to raft.NodeID, tag uint64) []raft.Message {
+func largeMessages(from, to raftdata.NodeID, tag uint64) []raftdata.Message {
 	chunk := make([]byte, raft.MaxSnapshotChunkBytes)
 	for i := range chunk {
 		chunk[i] = byte(i * 7)
 	}
-	snap := raft.Message{Type: raft.MsgSnap, From: from, To: to, Term: 3, Context: tag,
-		Snapshot: &raft.SnapshotChunk{Meta: raft.SnapshotMeta{Index: 1000, Term: 3, Membership: testMembership()}, Data: chunk}}
-	app := raft.Message{Type: raft.MsgApp, From: from, To: to, Term: 3, Index: 10, LogTerm: 3, Context: tag + 1}
+	snap := raftdata.Message{Type: raftdata.MsgSnap, From: from, To: to, Term: 3, Context: tag,
+		Snapshot: &raftdata.SnapshotChunk{Meta: raftdata.SnapshotMeta{Index: 1000, Term: 3, Membership: testMembership()}, Data: chunk}}
+	app := raftdata.Message{Type: raftdata.MsgApp, From: from, To: to, Term: 3, Index: 10, LogTerm: 3, Context: tag + 1}
 	const per = 16 << 10
 	for i := 0; i < LargeAppendBytes/per; i++ {
 		d := make([]byte, per)
 		for j := range d {
 			d[j] = byte(i + j)
 		}
-		app.Entries = append(app.Entries, raft.Entry{Index: uint64(11 + i), Term: 3, Type: raft.EntryNormal, Data: d})
+		app.Entries = append(app.Entries, raftdata.Entry{Index: uint64(11 + i), Term: 3, Type: raftdata.EntryNormal, Data: d})
 	}
-	return []raft.Message{snap, app}
+	return []raftdata.Message{snap, app}
 }
 
 func testLargeMessages(t *testing.T, f Factory) {
@@ -133,24 +134,24 @@ func testLargeMessages(t *testing.T, f Factory) {
 }
 
 // batch returns k heartbeats from → to tagged base.. base+k-1.
-func batch(from, to raft.NodeID, base uint64, k int) []raft.Message {
-	out := make([]raft.Message, k)
+func batch(from, to raftdata.NodeID, base uint64, k int) []raftdata.Message {
+	out := make([]raftdata.Message, k)
 	for i := range out {
-		out[i] = raft.Message{Type: raft.MsgHeartbeat, From: from, To: to, Term: 2, Commit: uint64(i), Context: base + uint64(i)}
+		out[i] = raftdata.Message{Type: raftdata.MsgHeartbeat, From: from, To: to, Term: 2, Commit: uint64(i), Context: base + uint64(i)}
 	}
 	return out
 }
 
 // appends returns k small append messages from → to tagged base...
-func appends(from, to raft.NodeID, base uint64, k, size int) []raft.Message {
-	out := make([]raft.Message, k)
+func appends(from, to raftdata.NodeID, base uint64, k, size int) []raftdata.Message {
+	out := make([]raftdata.Message, k)
 	for i := range out {
 		d := make([]byte, size)
 		for j := range d {
 			d[j] = byte(i ^ j)
 		}
-		out[i] = raft.Message{Type: raft.MsgApp, From: from, To: to, Term: 2, Index: uint64(i), LogTerm: 2,
-			Commit: uint64(i), Context: base + uint64(i), Entries: []raft.Entry{{Index: uint64(i + 1), Term: 2, Data: d}}}
+		out[i] = raftdata.Message{Type: raftdata.MsgApp, From: from, To: to, Term: 2, Index: uint64(i), LogTerm: 2,
+			Commit: uint64(i), Context: base + uint64(i), Entries: []raftdata.Entry{{Index: uint64(i + 1), Term: 2, Data: d}}}
 	}
 	return out
 }
@@ -159,7 +160,7 @@ func testLargeBatch(t *testing.T, f Factory) {
 	h := newHarness(t, f)
 	ns := h.cluster(3)
 	// One Send carrying 1000 messages for two peers, interleaved.
-	var msgs, to2, to3 []raft.Message
+	var msgs, to2, to3 []raftdata.Message
 	a, b := appends(1, 2, 1, 500, 1024), appends(1, 3, 1, 500, 1024)
 	for i := range a {
 		msgs = append(msgs, a[i], b[i])
@@ -198,7 +199,7 @@ func testConcurrentSenders(t *testing.T, f Factory) {
 		t.Fatal(err)
 	}
 	for _, n := range ns[1:] {
-		var want []raft.Message
+		var want []raftdata.Message
 		for s := 0; s < senders; s++ {
 			for c := 0; c < calls; c++ {
 				want = append(want, appends(1, n.key.id, uint64(s*calls*per+c*per), per, 100)...)
@@ -213,8 +214,8 @@ func testUnreachable(t *testing.T, f Factory) {
 	ns := h.cluster(2)
 	gone := h.start(1, 3, "")
 	members := membersOf(ns[0], ns[1], gone)
-	h.stop(gone)                                                   // its address now leads nowhere
-	members = append(members, raft.Member{ID: 4, Addr: gone.addr}) // never opened
+	h.stop(gone)                                                       // its address now leads nowhere
+	members = append(members, raftdata.Member{ID: 4, Addr: gone.addr}) // never opened
 	ns[0].net.SetPeers(members)
 	before := ns[0].net.Stats()
 	const calls, per = 200, 10
@@ -357,7 +358,7 @@ func testOtherCluster(t *testing.T, f Factory) {
 	h := newHarness(t, f)
 	ns := h.cluster(2)
 	alien := h.start(2, 2, "") // same node ID, another cluster
-	alien.net.SetPeers([]raft.Member{{ID: 1, Addr: ns[0].addr}, {ID: 2, Addr: alien.addr}})
+	alien.net.SetPeers([]raftdata.Member{{ID: 1, Addr: ns[0].addr}, {ID: 2, Addr: alien.addr}})
 	for c := 0; c < 20; c++ {
 		send(t, alien, batch(2, 1, uint64(5000+c), 1))
 		time.Sleep(10 * time.Millisecond)

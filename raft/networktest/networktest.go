@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/wire"
 )
 
@@ -38,7 +39,7 @@ type Options struct {
 	// address.
 	ClusterID uint64
 	// ID is the node the endpoint belongs to.
-	ID raft.NodeID
+	ID raftdata.NodeID
 	// Addr is "" on a node's first open: the Opener picks a fresh address.
 	// When the suite reopens a node (a restart), Addr is the address its
 	// first open returned, and peers must reach the new endpoint there.
@@ -46,7 +47,7 @@ type Options struct {
 }
 
 // Opener opens one endpoint, not yet started, and returns it with the
-// address peers reach it at (what the suite puts in raft.Member.Addr). The
+// address peers reach it at (what the suite puts in raftdata.Member.Addr). The
 // endpoint must implement raft.MeasuredNetwork.
 type Opener func(o Options) (raft.Network, string, error)
 
@@ -102,7 +103,7 @@ type harness struct {
 
 type nodeKey struct {
 	cluster uint64
-	id      raft.NodeID
+	id      raftdata.NodeID
 }
 
 // node is one opened endpoint with the collector it delivers to.
@@ -120,7 +121,7 @@ func newHarness(t testing.TB, f Factory) *harness {
 }
 
 // start opens and starts node id of cluster, on addr ("" for a fresh one).
-func (h *harness) start(cluster uint64, id raft.NodeID, addr string) *node {
+func (h *harness) start(cluster uint64, id raftdata.NodeID, addr string) *node {
 	h.t.Helper()
 	nw, got, err := h.open(Options{ClusterID: cluster, ID: id, Addr: addr})
 	if err != nil {
@@ -172,7 +173,7 @@ func (h *harness) cluster(k int) []*node {
 	h.t.Helper()
 	nodes := make([]*node, k)
 	for i := range nodes {
-		nodes[i] = h.start(1, raft.NodeID(i+1), "")
+		nodes[i] = h.start(1, raftdata.NodeID(i+1), "")
 	}
 	members := membersOf(nodes...)
 	for _, n := range nodes {
@@ -181,16 +182,16 @@ func (h *harness) cluster(k int) []*node {
 	return nodes
 }
 
-func membersOf(nodes ...*node) []raft.Member {
-	out := make([]raft.Member, len(nodes))
+func membersOf(nodes ...*node) []raftdata.Member {
+	out := make([]raftdata.Member, len(nodes))
 	for i, n := range nodes {
-		out[i] = raft.Member{ID: n.key.id, Addr: n.addr}
+		out[i] = raftdata.Member{ID: n.key.id, Addr: n.addr}
 	}
 	return out
 }
 
 // send calls Send and fails the check if it took longer than SendBound.
-func send(t testing.TB, n *node, msgs []raft.Message) {
+func send(t testing.TB, n *node, msgs []raftdata.Message) {
 	t.Helper()
 	start := time.Now()
 	n.net.Send(msgs)
@@ -202,14 +203,14 @@ func send(t testing.TB, n *node, msgs []raft.Message) {
 // collector is the Handler of a test endpoint: it keeps what arrives.
 type collector struct {
 	mu      sync.Mutex
-	msgs    []raft.Message
+	msgs    []raftdata.Message
 	changed chan struct{} // closed and replaced on every arrival
 	gate    chan struct{} // while non-nil, Step waits for it to close
 }
 
 func newCollector() *collector { return &collector{changed: make(chan struct{})} }
 
-func (c *collector) Step(ctx context.Context, msgs []raft.Message) error {
+func (c *collector) Step(ctx context.Context, msgs []raftdata.Message) error {
 	c.mu.Lock()
 	gate := c.gate
 	c.mu.Unlock()
@@ -245,15 +246,15 @@ func (c *collector) block() (release func()) {
 	}
 }
 
-func (c *collector) snapshot() []raft.Message {
+func (c *collector) snapshot() []raftdata.Message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]raft.Message(nil), c.msgs...)
+	return append([]raftdata.Message(nil), c.msgs...)
 }
 
 // waitFor waits until ok holds over the messages received so far, or
 // bound passes; it reports whether ok held.
-func (c *collector) waitFor(bound time.Duration, ok func([]raft.Message) bool) bool {
+func (c *collector) waitFor(bound time.Duration, ok func([]raftdata.Message) bool) bool {
 	deadline := time.NewTimer(bound)
 	defer deadline.Stop()
 	for {
@@ -275,8 +276,8 @@ func (c *collector) waitFor(bound time.Duration, ok func([]raft.Message) bool) b
 }
 
 // count is an ok func for waitFor: at least k messages matching match.
-func count(k int, match func(*raft.Message) bool) func([]raft.Message) bool {
-	return func(ms []raft.Message) bool {
+func count(k int, match func(*raftdata.Message) bool) func([]raftdata.Message) bool {
+	return func(ms []raftdata.Message) bool {
 		n := 0
 		for i := range ms {
 			if match(&ms[i]) {
@@ -288,17 +289,17 @@ func count(k int, match func(*raft.Message) bool) func([]raft.Message) bool {
 }
 
 // tagged matches messages whose Context is tag.
-func tagged(tag uint64) func(*raft.Message) bool {
-	return func(m *raft.Message) bool { return m.Context == tag }
+func tagged(tag uint64) func(*raftdata.Message) bool {
+	return func(m *raftdata.Message) bool { return m.Context == tag }
 }
 
 // sameMessage reports whether a and b are equal field by field, comparing
 // through the canonical wire encoding (nil and empty slices are equal).
-func sameMessage(a, b *raft.Message) bool {
+func sameMessage(a, b *raftdata.Message) bool {
 	return bytes.Equal(wire.AppendMessage(nil, a), wire.AppendMessage(nil, b))
 }
 
-func describe(m *raft.Message) string {
+func describe(m *raftdata.Message) string {
 	return fmt.Sprintf("%v from %d to %d term %d index %d context %d (%d entries)", m.Type, m.From, m.To, m.Term, m.Index, m.Context, len(m.Entries))
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/internal/simhook"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // TestApplySpanningInstalledSnapshot replays, step by step on a manual
@@ -22,7 +23,7 @@ import (
 // to drop the whole batch, counting on the restore: the restore reaches
 // 15, and 16-20 were never applied (the state machine applied "... 15, 21").
 func TestApplySpanningInstalledSnapshot(t *testing.T) {
-	members := []raft.Member{{ID: 1, Addr: "n1"}, {ID: 2, Addr: "n2"}, {ID: 3, Addr: "n3"}}
+	members := []raftdata.Member{{ID: 1, Addr: "n1"}, {ID: 2, Addr: "n2"}, {ID: 3, Addr: "n3"}}
 	store := memory.New()
 	var kv *KV
 	start := func() simhook.Node {
@@ -44,13 +45,13 @@ func TestApplySpanningInstalledSnapshot(t *testing.T) {
 	cmd := func(i uint64) []byte {
 		return KVOp{Kind: KVPut, Key: "k", Value: fmt.Sprint("v", i)}.Encode()
 	}
-	ents := func(lo, hi, term uint64) []raft.Entry {
-		var out []raft.Entry
+	ents := func(lo, hi, term uint64) []raftdata.Entry {
+		var out []raftdata.Entry
 		for i := lo; i <= hi; i++ {
 			if i > 15 {
 				term = 3
 			}
-			out = append(out, raft.Entry{Index: i, Term: term, Type: raft.EntryNormal, Data: cmd(i)})
+			out = append(out, raftdata.Entry{Index: i, Term: term, Type: raftdata.EntryNormal, Data: cmd(i)})
 		}
 		return out
 	}
@@ -66,7 +67,7 @@ func TestApplySpanningInstalledSnapshot(t *testing.T) {
 	}
 	drain()
 	// Leader 1, term 2: entries 2-10, commit 1.
-	n.Deliver([]raft.Message{{Type: raft.MsgApp, From: 1, To: 3, Term: 2, Index: 1, LogTerm: 1, Entries: ents(2, 10, 2), Commit: 1}})
+	n.Deliver([]raftdata.Message{{Type: raftdata.MsgApp, From: 1, To: 3, Term: 2, Index: 1, LogTerm: 1, Entries: ents(2, 10, 2), Commit: 1}})
 	drain()
 	// A restart: the entry cache starts empty, so committed entries are
 	// read back from storage to be applied.
@@ -89,14 +90,14 @@ func TestApplySpanningInstalledSnapshot(t *testing.T) {
 	if _, err := s.WriteTo(&data); err != nil {
 		t.Fatal(err)
 	}
-	meta := raft.SnapshotMeta{Index: 15, Term: 2, Membership: raft.Membership{Voters: members}}
-	n.Deliver([]raft.Message{{Type: raft.MsgSnap, From: 1, To: 3, Term: 2, Snapshot: &raft.SnapshotChunk{Meta: meta, Data: data.Bytes(), Done: true}}})
+	meta := raftdata.SnapshotMeta{Index: 15, Term: 2, Membership: raftdata.Membership{Voters: members}}
+	n.Deliver([]raftdata.Message{{Type: raftdata.MsgSnap, From: 1, To: 3, Term: 2, Snapshot: &raftdata.SnapshotChunk{Meta: meta, Data: data.Bytes(), Done: true}}})
 	if !n.HasWrite() {
 		t.Fatal("the snapshot chunk was not queued for writing")
 	}
 	// Leader 2, term 3, before that write: entries 11-20, commit 20. The
 	// apply batch 2-20 is queued ahead of the snapshot's restore.
-	n.Deliver([]raft.Message{{Type: raft.MsgApp, From: 2, To: 3, Term: 3, Index: 10, LogTerm: 2, Entries: ents(11, 20, 2), Commit: 20}})
+	n.Deliver([]raftdata.Message{{Type: raftdata.MsgApp, From: 2, To: 3, Term: 3, Index: 10, LogTerm: 2, Entries: ents(11, 20, 2), Commit: 20}})
 	drain()
 	if st := n.Status(); st.Failed != nil || st.Applied != 20 {
 		t.Fatalf("applied %d (failed: %v), want 20", st.Applied, st.Failed)
@@ -119,7 +120,7 @@ func TestApplySpanningInstalledSnapshot(t *testing.T) {
 // the leaders itself.
 type discardNet struct{}
 
-func (discardNet) Start(raft.Handler) error { return nil }
-func (discardNet) SetPeers([]raft.Member)   {}
-func (discardNet) Close() error             { return nil }
-func (discardNet) Send([]raft.Message)      {}
+func (discardNet) Start(raft.Handler) error   { return nil }
+func (discardNet) SetPeers([]raftdata.Member) {}
+func (discardNet) Close() error               { return nil }
+func (discardNet) Send([]raftdata.Message)    {}

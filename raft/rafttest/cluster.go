@@ -10,6 +10,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // ClusterOptions configures NewCluster. Zero values pick test defaults.
@@ -27,13 +28,13 @@ type ClusterOptions struct {
 	// of the in-memory Network (whose faults then do not apply to it). It
 	// is called on every start of the node with the address the node had
 	// ("" on its first start) and returns the network and its address.
-	Transport func(id raft.NodeID, addr string) (raft.Network, string, error)
+	Transport func(id raftdata.NodeID, addr string) (raft.Network, string, error)
 	// Storage, if set, opens node id's storage instead of a memory store.
 	// It is called on every start of the node and must return a store over
 	// the same data each time (a crash closes the store it returned). The
 	// cluster then checks agreement through the state machines, which
 	// record every command they apply, and Cluster.Storage returns nil.
-	Storage func(id raft.NodeID) (raft.Storage, error)
+	Storage func(id raftdata.NodeID) (raft.Storage, error)
 }
 
 // Cluster runs Raft nodes in one process over an in-memory Network, each
@@ -43,10 +44,10 @@ type Cluster struct {
 	t    testing.TB
 	Net  *Network
 	opts ClusterOptions
-	ids  []raft.NodeID
+	ids  []raftdata.NodeID
 
 	mu    sync.Mutex
-	nodes map[raft.NodeID]*clusterMember
+	nodes map[raftdata.NodeID]*clusterMember
 }
 
 type clusterMember struct {
@@ -72,10 +73,10 @@ func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
-	c := &Cluster{t: t, Net: NewNetwork(WithSeed(opts.Seed)), opts: opts, nodes: map[raft.NodeID]*clusterMember{}}
+	c := &Cluster{t: t, Net: NewNetwork(WithSeed(opts.Seed)), opts: opts, nodes: map[raftdata.NodeID]*clusterMember{}}
 	c.mu.Lock()
 	for i := 1; i <= n; i++ {
-		id := raft.NodeID(i)
+		id := raftdata.NodeID(i)
 		c.ids = append(c.ids, id)
 		c.nodes[id] = &clusterMember{store: memory.New()}
 	}
@@ -84,7 +85,7 @@ func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 	t.Cleanup(c.finalCheck) // runs first: cleanups run last-registered first
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var members []raft.Member
+	var members []raftdata.Member
 	for _, id := range c.IDs() {
 		c.start(id)
 		members = append(members, c.Member(id))
@@ -100,7 +101,7 @@ func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 // AddNode starts a new node with empty storage and no configuration, as a
 // fresh machine about to be added with AddNonVoter or ChangeMembership. It
 // returns the member to add.
-func (c *Cluster) AddNode(id raft.NodeID) raft.Member {
+func (c *Cluster) AddNode(id raftdata.NodeID) raftdata.Member {
 	c.t.Helper()
 	c.mu.Lock()
 	c.ids = append(c.ids, id)
@@ -111,13 +112,13 @@ func (c *Cluster) AddNode(id raft.NodeID) raft.Member {
 }
 
 // Member returns node id as a member, with its address.
-func (c *Cluster) Member(id raft.NodeID) raft.Member {
+func (c *Cluster) Member(id raftdata.NodeID) raftdata.Member {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return raft.Member{ID: id, Addr: c.nodes[id].addr}
+	return raftdata.Member{ID: id, Addr: c.nodes[id].addr}
 }
 
-func (c *Cluster) start(id raft.NodeID) {
+func (c *Cluster) start(id raftdata.NodeID) {
 	c.t.Helper()
 	c.mu.Lock()
 	m := c.nodes[id]
@@ -180,28 +181,28 @@ func (c *Cluster) start(id raft.NodeID) {
 }
 
 // IDs returns the nodes' IDs.
-func (c *Cluster) IDs() []raft.NodeID {
+func (c *Cluster) IDs() []raftdata.NodeID {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.ids)
 }
 
 // Node returns node id, or nil while it is crashed.
-func (c *Cluster) Node(id raft.NodeID) *raft.Node {
+func (c *Cluster) Node(id raftdata.NodeID) *raft.Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.nodes[id].node
 }
 
 // StateMachine returns node id's current state machine.
-func (c *Cluster) StateMachine(id raft.NodeID) *Recorder {
+func (c *Cluster) StateMachine(id raftdata.NodeID) *Recorder {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.nodes[id].sm
 }
 
 // KV returns node id's current KV state machine (with ClusterOptions.KV).
-func (c *Cluster) KV(id raft.NodeID) *KV {
+func (c *Cluster) KV(id raftdata.NodeID) *KV {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.nodes[id].kv
@@ -209,7 +210,7 @@ func (c *Cluster) KV(id raft.NodeID) *KV {
 
 // Storage returns node id's memory storage, or nil when
 // ClusterOptions.Storage provides the stores.
-func (c *Cluster) Storage(id raft.NodeID) *memory.Storage {
+func (c *Cluster) Storage(id raftdata.NodeID) *memory.Storage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.opts.Storage != nil {
@@ -219,7 +220,7 @@ func (c *Cluster) Storage(id raft.NodeID) *memory.Storage {
 }
 
 // closeStore closes the store ClusterOptions.Storage opened for m, if any.
-func (c *Cluster) closeStore(id raft.NodeID, m *clusterMember) {
+func (c *Cluster) closeStore(id raftdata.NodeID, m *clusterMember) {
 	if m.open == nil {
 		return
 	}
@@ -231,7 +232,7 @@ func (c *Cluster) closeStore(id raft.NodeID, m *clusterMember) {
 
 // Crash stops node id abruptly, as a process crash: its storage keeps what
 // was durable, its state machine is lost.
-func (c *Cluster) Crash(id raft.NodeID) {
+func (c *Cluster) Crash(id raftdata.NodeID) {
 	c.t.Helper()
 	c.mu.Lock()
 	m := c.nodes[id]
@@ -256,17 +257,17 @@ func (c *Cluster) Crash(id raft.NodeID) {
 
 // Restart starts a crashed node again on its storage, with a fresh state
 // machine that replays the log.
-func (c *Cluster) Restart(id raft.NodeID) {
+func (c *Cluster) Restart(id raftdata.NodeID) {
 	c.t.Helper()
 	c.start(id)
 }
 
 // Live returns the IDs of the nodes running: neither crashed through the
 // harness nor stopped by the test.
-func (c *Cluster) Live() []raft.NodeID {
+func (c *Cluster) Live() []raftdata.NodeID {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []raft.NodeID
+	var out []raftdata.NodeID
 	for _, id := range c.ids {
 		n := c.nodes[id].node
 		if n == nil || n.Metrics().Removed {
@@ -295,15 +296,15 @@ func (c *Cluster) finalCheck() {
 }
 
 // Leader returns the live node that leads with the highest term, or 0.
-func (c *Cluster) Leader() raft.NodeID {
-	var best raft.NodeID
+func (c *Cluster) Leader() raftdata.NodeID {
+	var best raftdata.NodeID
 	var term uint64
 	for _, id := range c.Live() {
 		n := c.Node(id)
 		if n == nil {
 			continue
 		}
-		if m := n.Metrics(); n.Role() == raft.RoleLeader && m.Term >= term {
+		if m := n.Metrics(); n.Role() == raftdata.RoleLeader && m.Term >= term {
 			best, term = id, m.Term
 		}
 	}
@@ -312,7 +313,7 @@ func (c *Cluster) Leader() raft.NodeID {
 
 // WaitLeader waits up to timeout for a leader among the nodes in among (all
 // live nodes if empty) and returns it.
-func (c *Cluster) WaitLeader(timeout time.Duration, among ...raft.NodeID) raft.NodeID {
+func (c *Cluster) WaitLeader(timeout time.Duration, among ...raftdata.NodeID) raftdata.NodeID {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -321,7 +322,7 @@ func (c *Cluster) WaitLeader(timeout time.Duration, among ...raft.NodeID) raft.N
 			ids = c.Live()
 		}
 		for _, id := range ids {
-			if n := c.Node(id); n != nil && n.Role() == raft.RoleLeader {
+			if n := c.Node(id); n != nil && n.Role() == raftdata.RoleLeader {
 				return id
 			}
 		}
@@ -336,7 +337,7 @@ func (c *Cluster) WaitApplied(index uint64, timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		behind := raft.NodeID(0)
+		behind := raftdata.NodeID(0)
 		for _, id := range c.Live() {
 			if n := c.Node(id); n != nil && n.Applied() < index {
 				behind = id
@@ -376,7 +377,7 @@ func (c *Cluster) converged() error {
 		return c.convergedByMetrics()
 	}
 	var ref uint64
-	var refID raft.NodeID
+	var refID raftdata.NodeID
 	for _, id := range c.Live() {
 		n := c.Node(id)
 		if n == nil {
@@ -419,7 +420,7 @@ func (c *Cluster) CheckConsistency() {
 		c.checkAppliedAgree()
 		return
 	}
-	committed := map[uint64]raft.Entry{}
+	committed := map[uint64]raftdata.Entry{}
 	for _, id := range c.IDs() {
 		log := c.Storage(id).AllEntries()
 		commit := c.Storage(id).HardState().Commit
@@ -447,9 +448,9 @@ func (c *Cluster) CheckConsistency() {
 			c.t.Fatalf("node %d state machine: %v", id, v)
 		}
 		log := c.Storage(id).AllEntries()
-		var want []raft.Entry
+		var want []raftdata.Entry
 		for _, e := range log {
-			if e.Index <= n.Applied() && e.Type == raft.EntryNormal {
+			if e.Index <= n.Applied() && e.Type == raftdata.EntryNormal {
 				want = append(want, e)
 			}
 		}
@@ -514,7 +515,7 @@ func currentMetrics(n *raft.Node) (raft.Metrics, error) {
 // every live node has committed and applied the same last index.
 func (c *Cluster) convergedByMetrics() error {
 	var ref uint64
-	var refID raft.NodeID
+	var refID raftdata.NodeID
 	for _, id := range c.Live() {
 		n := c.Node(id)
 		if n == nil {
@@ -542,8 +543,8 @@ func (c *Cluster) convergedByMetrics() error {
 // at one index.
 func (c *Cluster) checkAppliedAgree() {
 	c.t.Helper()
-	seen := map[uint64]raft.Entry{}
-	owner := map[uint64]raft.NodeID{}
+	seen := map[uint64]raftdata.Entry{}
+	owner := map[uint64]raftdata.NodeID{}
 	for _, id := range c.Live() {
 		sm := c.StateMachine(id)
 		if sm == nil {

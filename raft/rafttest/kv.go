@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // NoTrailing is raft.NoTrailingEntries, re-exported for test tables.
@@ -78,7 +79,7 @@ type KV struct {
 func NewKV() *KV { return &KV{Recorder: NewRecorder(), data: map[string]string{}} }
 
 // Apply applies Put and CAS commands.
-func (kv *KV) Apply(entries []raft.Entry, results []any) error {
+func (kv *KV) Apply(entries []raftdata.Entry, results []any) error {
 	if err := kv.Recorder.Apply(entries, results); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // TestRuntimeLinearizable runs the simulator's KV workload against real
@@ -38,17 +39,17 @@ func runtimeLinearizable(t *testing.T, seed int64) {
 		}()
 	}
 	faults := rand.New(rand.NewPCG(uint64(seed), 99))
-	down := map[raft.NodeID]bool{}
+	down := map[raftdata.NodeID]bool{}
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(time.Duration(150+faults.IntN(350)) * time.Millisecond)
-		id := raft.NodeID(1 + faults.IntN(5))
+		id := raftdata.NodeID(1 + faults.IntN(5))
 		switch k := faults.IntN(10); {
 		case k < 2:
 			c.Net.Heal()
 			c.Net.Isolate(id)
 		case k < 3:
-			c.Net.Partition([]raft.NodeID{1, 2}, []raft.NodeID{3, 4, 5})
+			c.Net.Partition([]raftdata.NodeID{1, 2}, []raftdata.NodeID{3, 4, 5})
 		case k < 4:
 			c.Net.SetLinkFaults(0, 0, LinkFaults{DropRate: 0.1, DuplicateRate: 0.1, MaxDelay: 5 * time.Millisecond})
 		case k < 6:
@@ -102,7 +103,7 @@ func runtimeClient(c *Cluster, h *History, client int, seed int64, now func() in
 		op := RandomKVOp(r, client, seq)
 		id := c.Leader()
 		if id == 0 {
-			id = raft.NodeID(1 + r.IntN(5))
+			id = raftdata.NodeID(1 + r.IntN(5))
 		}
 		n, kv := c.Node(id), c.KV(id)
 		if n == nil || kv == nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Load writes unique keys to a KV cluster (ClusterOptions.KV) from several
@@ -125,7 +126,7 @@ type SaveFailures struct {
 }
 
 // Save calls the wrapped Save and counts a failure.
-func (s SaveFailures) Save(ctx context.Context, hs *raft.HardState, ents []raft.Entry) error {
+func (s SaveFailures) Save(ctx context.Context, hs *raftdata.HardState, ents []raftdata.Entry) error {
 	err := s.Storage.Save(ctx, hs, ents)
 	if err != nil {
 		s.Failed.Add(1)

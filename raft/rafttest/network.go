@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // DefaultNetworkQueueLimit is the default bound on the number of messages on
@@ -146,11 +147,11 @@ type Network struct {
 	sent, delivered, dropped, duplicated atomic.Uint64
 
 	mu          sync.Mutex // guards the fields below
-	nodes       map[raft.NodeID]*netNode
+	nodes       map[raftdata.NodeID]*netNode
 	links       map[netLinkKey]*netLink
 	partitioned bool
-	groupOf     map[raft.NodeID]int
-	isolated    map[raft.NodeID]bool
+	groupOf     map[raftdata.NodeID]int
+	isolated    map[raftdata.NodeID]bool
 	cuts        map[netLinkKey]bool
 	faults      map[netLinkKey]LinkFaults
 }
@@ -169,9 +170,9 @@ func NewNetwork(opts ...NetworkOption) *Network {
 		ctx:        ctx,
 		cancel:     cancel,
 		rng:        rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		nodes:      make(map[raft.NodeID]*netNode),
+		nodes:      make(map[raftdata.NodeID]*netNode),
 		links:      make(map[netLinkKey]*netLink),
-		isolated:   make(map[raft.NodeID]bool),
+		isolated:   make(map[raftdata.NodeID]bool),
 		cuts:       make(map[netLinkKey]bool),
 		faults:     make(map[netLinkKey]LinkFaults),
 	}
@@ -189,7 +190,7 @@ func NewNetwork(opts ...NetworkOption) *Network {
 // addresses; Close unregisters the handler, cancels the context of Step calls
 // in progress, discards the messages queued from and to the node, and makes
 // further Sends no-ops.
-func (n *Network) Endpoint(id raft.NodeID) raft.Network {
+func (n *Network) Endpoint(id raftdata.NodeID) raft.Network {
 	if id == 0 {
 		panic("rafttest: Network.Endpoint(0): node IDs start at 1")
 	}
@@ -219,11 +220,11 @@ func (n *Network) Endpoint(id raft.NodeID) raft.Network {
 // created later) are isolated from everyone. A node named in several groups
 // belongs to the last. Partition replaces the previous partition; Isolate and
 // Cut stay in force until Heal. Partition() with no groups isolates every node.
-func (n *Network) Partition(groups ...[]raft.NodeID) {
+func (n *Network) Partition(groups ...[]raftdata.NodeID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.partitioned = true
-	n.groupOf = make(map[raft.NodeID]int)
+	n.groupOf = make(map[raftdata.NodeID]int)
 	for g, ids := range groups {
 		for _, id := range ids {
 			n.groupOf[id] = g
@@ -233,7 +234,7 @@ func (n *Network) Partition(groups ...[]raft.NodeID) {
 }
 
 // Isolate cuts id off from every other node, in both directions, until Heal.
-func (n *Network) Isolate(id raft.NodeID) {
+func (n *Network) Isolate(id raftdata.NodeID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.isolated[id] = true
@@ -242,7 +243,7 @@ func (n *Network) Isolate(id raft.NodeID) {
 
 // Cut drops the messages from → to, but not those to → from, until Heal.
 // Either side may be 0, meaning any node.
-func (n *Network) Cut(from, to raft.NodeID) {
+func (n *Network) Cut(from, to raftdata.NodeID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.cuts[netLinkKey{from, to}] = true
@@ -266,7 +267,7 @@ func (n *Network) Heal() {
 // side may be 0, meaning any node. A link takes the faults of the most
 // specific pair that matches it: (from, to), then (from, 0), then (0, to),
 // then (0, 0).
-func (n *Network) SetLinkFaults(from, to raft.NodeID, f LinkFaults) {
+func (n *Network) SetLinkFaults(from, to raftdata.NodeID, f LinkFaults) {
 	f = f.normalized()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -312,7 +313,7 @@ func (n *Network) refreshLocked() {
 
 var netPerfectLink = &netLinkState{}
 
-func (n *Network) linkStateLocked(from, to raft.NodeID) *netLinkState {
+func (n *Network) linkStateLocked(from, to raftdata.NodeID) *netLinkState {
 	blocked := n.blockedLocked(from, to)
 	var f LinkFaults
 	var found bool
@@ -332,7 +333,7 @@ func (n *Network) linkStateLocked(from, to raft.NodeID) *netLinkState {
 	}
 }
 
-func (n *Network) blockedLocked(from, to raft.NodeID) bool {
+func (n *Network) blockedLocked(from, to raftdata.NodeID) bool {
 	if n.cuts[netLinkKey{from, to}] || n.cuts[netLinkKey{from, 0}] ||
 		n.cuts[netLinkKey{0, to}] || n.cuts[netLinkKey{0, 0}] {
 		return true
@@ -356,7 +357,7 @@ func (n *Network) blockedLocked(from, to raft.NodeID) bool {
 // linkFrom returns the link from → to, creating it and starting its goroutine
 // on first use, or nil when to has never had an endpoint or the network is
 // closed.
-func (n *Network) linkFrom(from *netNode, to raft.NodeID) *netLink {
+func (n *Network) linkFrom(from *netNode, to raftdata.NodeID) *netLink {
 	if m := from.out.Load(); m != nil {
 		if l := (*m)[to]; l != nil {
 			return l
@@ -388,7 +389,7 @@ func (n *Network) linkFrom(from *netNode, to raft.NodeID) *netLink {
 	}
 	l.state.Store(n.linkStateLocked(from.id, to))
 	n.links[netLinkKey{from.id, to}] = l
-	m := make(map[raft.NodeID]*netLink, 1)
+	m := make(map[raftdata.NodeID]*netLink, 1)
 	if old != nil {
 		for k, v := range *old {
 			m[k] = v
@@ -403,11 +404,11 @@ func (n *Network) linkFrom(from *netNode, to raft.NodeID) *netLink {
 
 // netNode is the lasting state of a node id, across endpoint incarnations.
 type netNode struct {
-	id raft.NodeID
+	id raftdata.NodeID
 	// Counters since the node's first endpoint, for Stats.
 	sent, received, dropped atomic.Uint64
-	cur                     atomic.Pointer[netEndpoint]              // open endpoint, or nil
-	out                     atomic.Pointer[map[raft.NodeID]*netLink] // outbound links, copy on write under Network.mu
+	cur                     atomic.Pointer[netEndpoint]                  // open endpoint, or nil
+	out                     atomic.Pointer[map[raftdata.NodeID]*netLink] // outbound links, copy on write under Network.mu
 }
 
 // netEndpoint is one incarnation of a node's raft.Network.
@@ -420,7 +421,7 @@ type netEndpoint struct {
 	closed  atomic.Bool
 
 	mu    sync.Mutex
-	peers []raft.Member
+	peers []raftdata.Member
 }
 
 type netHandlerBox struct{ h raft.Handler }
@@ -443,14 +444,14 @@ func (e *netEndpoint) Start(h raft.Handler) error {
 }
 
 // SetPeers records the members; routing goes by node ID alone.
-func (e *netEndpoint) SetPeers(members []raft.Member) {
+func (e *netEndpoint) SetPeers(members []raftdata.Member) {
 	e.mu.Lock()
 	e.peers = append(e.peers[:0:0], members...)
 	e.mu.Unlock()
 }
 
 // Send enqueues msgs on the links to their To nodes and returns at once.
-func (e *netEndpoint) Send(msgs []raft.Message) {
+func (e *netEndpoint) Send(msgs []raftdata.Message) {
 	n := e.net
 	if len(msgs) == 0 || e.closed.Load() || n.closed.Load() {
 		return
@@ -497,7 +498,7 @@ func (e *netEndpoint) Close() error {
 			// next message on it starts a new one.
 			delete(n.links, k)
 			if old := l.src.out.Load(); old != nil {
-				m := make(map[raft.NodeID]*netLink, len(*old))
+				m := make(map[raftdata.NodeID]*netLink, len(*old))
 				for to, x := range *old {
 					if x != l {
 						m[to] = x

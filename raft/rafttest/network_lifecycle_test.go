@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 func TestNetworkEndpointLifecycle(t *testing.T) {
@@ -31,7 +32,7 @@ func TestNetworkEndpointLifecycle(t *testing.T) {
 	ep3 := net.Endpoint(3)
 	stepDone := make(chan error, 1)
 	entered := make(chan struct{})
-	if err := ep3.Start(netStepFunc(func(ctx context.Context, msgs []raft.Message) error {
+	if err := ep3.Start(netStepFunc(func(ctx context.Context, msgs []raftdata.Message) error {
 		close(entered)
 		<-ctx.Done()
 		stepDone <- ctx.Err()
@@ -39,9 +40,9 @@ func TestNetworkEndpointLifecycle(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	eps[1].Send([]raft.Message{netMsg(1, 3, 0)})
+	eps[1].Send([]raftdata.Message{netMsg(1, 3, 0)})
 	<-entered
-	eps[1].Send([]raft.Message{netMsg(1, 3, 1), netMsg(1, 3, 2)}) // queued behind the blocked Step
+	eps[1].Send([]raftdata.Message{netMsg(1, 3, 1), netMsg(1, 3, 2)}) // queued behind the blocked Step
 	if err := ep3.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +70,8 @@ func TestNetworkEndpointLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := net.Stats().Sent
-	eps[2].Send([]raft.Message{netMsg(2, 1, 0)})
-	eps[1].Send([]raft.Message{netMsg(1, 2, 0)})
+	eps[2].Send([]raftdata.Message{netMsg(2, 1, 0)})
+	eps[1].Send([]raftdata.Message{netMsg(1, 2, 0)})
 	netWaitQuiet(t, net)
 	if s := net.Stats(); s.Sent != sent+1 || s.Dropped != 4 || recs[1].count() != 0 {
 		t.Fatalf("stats %+v after closing node 2", s)
@@ -85,8 +86,8 @@ func TestNetworkEndpointLifecycle(t *testing.T) {
 	if err := ep2.Start(rec2); err != nil {
 		t.Fatalf("Start after reopen: %v", err)
 	}
-	eps[1].Send([]raft.Message{netMsg(1, 2, 10)})
-	ep2.Send([]raft.Message{netMsg(2, 1, 11)})
+	eps[1].Send([]raftdata.Message{netMsg(1, 2, 10)})
+	ep2.Send([]raftdata.Message{netMsg(2, 1, 11)})
 	netWaitQuiet(t, net)
 	if rec2.count() != 1 || recs[1].count() != 1 || recs[2].count() != 0 {
 		t.Fatalf("after reopen: new node 2 got %d, node 1 got %d, old node 2 got %d",
@@ -101,7 +102,7 @@ func TestNetworkEndpointCloseDiscardsDelayed(t *testing.T) {
 	defer net.Close()
 	eps, _ := netTestCluster(t, net, 2)
 	net.SetLinkFaults(1, 2, LinkFaults{MinDelay: 50 * time.Millisecond, MaxDelay: 50 * time.Millisecond})
-	eps[1].Send([]raft.Message{netMsg(1, 2, 0), netMsg(1, 2, 1)})
+	eps[1].Send([]raftdata.Message{netMsg(1, 2, 0), netMsg(1, 2, 1)})
 	time.Sleep(10 * time.Millisecond) // let the link goroutine hold them
 	eps[2].Close()
 	rec := &netRecorder{}
@@ -142,7 +143,7 @@ func TestNetworkCloseStopsGoroutines(t *testing.T) {
 	// A handler that blocks until its context ends.
 	blocked := make(chan struct{}, 1)
 	ep5 := net.Endpoint(5)
-	if err := ep5.Start(netStepFunc(func(ctx context.Context, msgs []raft.Message) error {
+	if err := ep5.Start(netStepFunc(func(ctx context.Context, msgs []raftdata.Message) error {
 		select {
 		case blocked <- struct{}{}:
 		default:
@@ -154,11 +155,11 @@ func TestNetworkCloseStopsGoroutines(t *testing.T) {
 	}
 	for i := 0; i < 10; i++ {
 		netSendAll(t, net, eps, uint64(i))
-		ep5.Send([]raft.Message{netMsg(5, 1, 0)})
+		ep5.Send([]raftdata.Message{netMsg(5, 1, 0)})
 	}
 	net.SetLinkFaults(3, 0, LinkFaults{MinDelay: time.Hour, MaxDelay: time.Hour})
-	eps[3].Send([]raft.Message{netMsg(3, 1, 0), netMsg(3, 2, 0)}) // held for an hour
-	eps[1].Send([]raft.Message{netMsg(1, 5, 0), netMsg(1, 5, 1)})
+	eps[3].Send([]raftdata.Message{netMsg(3, 1, 0), netMsg(3, 2, 0)}) // held for an hour
+	eps[1].Send([]raftdata.Message{netMsg(1, 5, 0), netMsg(1, 5, 1)})
 	<-blocked
 	if runtime.NumGoroutine() < before+4*3 {
 		t.Fatalf("expected link goroutines to be running, have %d (before %d)", runtime.NumGoroutine(), before)
@@ -175,11 +176,11 @@ func TestNetworkCloseStopsGoroutines(t *testing.T) {
 	netWaitGoroutines(t, before+2)
 
 	// After Close: no-ops and errors, no new goroutines.
-	eps[1].Send([]raft.Message{netMsg(1, 2, 0)})
+	eps[1].Send([]raftdata.Message{netMsg(1, 2, 0)})
 	if err := net.Endpoint(9).Start(&netRecorder{}); !errors.Is(err, ErrNetworkClosed) {
 		t.Fatalf("Start after Close = %v, want ErrNetworkClosed", err)
 	}
-	net.Endpoint(9).Send([]raft.Message{netMsg(9, 1, 0)})
+	net.Endpoint(9).Send([]raftdata.Message{netMsg(9, 1, 0)})
 	netWaitGoroutines(t, before+2)
 }
 
@@ -202,11 +203,11 @@ func TestNetworkConcurrentSenders(t *testing.T) {
 			}
 			switch i % 6 {
 			case 0:
-				net.Partition([]raft.NodeID{1, 2}, []raft.NodeID{3, 4})
+				net.Partition([]raftdata.NodeID{1, 2}, []raftdata.NodeID{3, 4})
 			case 1:
 				net.SetLinkFaults(0, 0, LinkFaults{DropRate: 0.1, DuplicateRate: 0.1, MaxDelay: time.Millisecond})
 			case 2:
-				net.Isolate(raft.NodeID(i%nodes + 1))
+				net.Isolate(raftdata.NodeID(i%nodes + 1))
 			case 3:
 				net.Cut(2, 0)
 			case 4:
@@ -225,15 +226,15 @@ func TestNetworkConcurrentSenders(t *testing.T) {
 			go func(from, g int) {
 				defer senders.Done()
 				for i := 0; i < 300; i++ {
-					var msgs []raft.Message
+					var msgs []raftdata.Message
 					for to := 1; to <= nodes; to++ {
 						if to != from {
-							msgs = append(msgs, netMsg(raft.NodeID(from), raft.NodeID(to), uint64(g*1000+i)))
+							msgs = append(msgs, netMsg(raftdata.NodeID(from), raftdata.NodeID(to), uint64(g*1000+i)))
 						}
 					}
 					eps[from].Send(msgs)
 					if i%50 == 0 {
-						eps[from].SetPeers([]raft.Member{{ID: raft.NodeID(from)}})
+						eps[from].SetPeers([]raftdata.Member{{ID: raftdata.NodeID(from)}})
 					}
 				}
 			}(from, g)
@@ -252,7 +253,7 @@ func TestNetworkConcurrentSenders(t *testing.T) {
 	total := 0
 	for i := 1; i <= nodes; i++ {
 		for _, m := range recs[i].received() {
-			if m.To != raft.NodeID(i) {
+			if m.To != raftdata.NodeID(i) {
 				t.Fatalf("node %d got a message for %d", i, m.To)
 			}
 		}
@@ -271,16 +272,16 @@ func BenchmarkNetworkThroughput(b *testing.B) {
 	defer net.Close()
 	var got atomic.Uint64
 	a, r := net.Endpoint(1), net.Endpoint(2)
-	if err := r.Start(netStepFunc(func(_ context.Context, msgs []raft.Message) error {
+	if err := r.Start(netStepFunc(func(_ context.Context, msgs []raftdata.Message) error {
 		got.Add(uint64(len(msgs)))
 		return nil
 	})); err != nil {
 		b.Fatal(err)
 	}
 	const batch = 64
-	msgs := make([]raft.Message, batch)
+	msgs := make([]raftdata.Message, batch)
 	for i := range msgs {
-		msgs[i] = raft.Message{Type: raft.MsgApp, Group: 1, From: 1, To: 2, Term: 1, Index: uint64(i)}
+		msgs[i] = raftdata.Message{Type: raftdata.MsgApp, Group: 1, From: 1, To: 2, Term: 1, Index: uint64(i)}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -7,10 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
-type netLinkKey struct{ from, to raft.NodeID }
+type netLinkKey struct{ from, to raftdata.NodeID }
 
 // netLinkState is a link's fault state, replaced whole when faults change.
 type netLinkState struct {
@@ -23,7 +23,7 @@ type netLinkState struct {
 // netLink is a directed link: a FIFO queue and the goroutine that drains it.
 type netLink struct {
 	net      *Network
-	from, to raft.NodeID
+	from, to raftdata.NodeID
 	src, dst *netNode
 	quit     chan struct{} // closed by stop
 	state    atomic.Pointer[netLinkState]
@@ -38,16 +38,16 @@ type netLink struct {
 	// The queue is a FIFO of chunks, each handed whole to one Step call (the
 	// receiver owns it then), so that queueing allocates one array per chunk
 	// and never copies to grow.
-	chunks [][]raft.Message // non-empty; senders append to the last
-	qlen   int              // messages in chunks
-	hint   int              // size of the last batch taken, to size the next chunk
-	dead   bool             // stopped: enqueue drops
+	chunks [][]raftdata.Message // non-empty; senders append to the last
+	qlen   int                  // messages in chunks
+	hint   int                  // size of the last batch taken, to size the next chunk
+	dead   bool                 // stopped: enqueue drops
 
 	delayed netDelayHeap // owned by the link goroutine
 }
 
 // enqueue appends msgs, all addressed to l.to, to the queue.
-func (l *netLink) enqueue(msgs []raft.Message) {
+func (l *netLink) enqueue(msgs []raftdata.Message) {
 	n := l.net
 	if l.state.Load().blocked || l.dst.cur.Load() == nil {
 		l.drop(len(msgs))
@@ -81,7 +81,7 @@ func (l *netLink) enqueue(msgs []raft.Message) {
 // msgs, with room for a few more when the last batch taken was larger, and
 // doubles while the queue backs up. (Every chunk is handed to the receiver,
 // so an oversized one is allocated and scanned for nothing.)
-func (l *netLink) appendLocked(msgs []raft.Message) {
+func (l *netLink) appendLocked(msgs []raftdata.Message) {
 	l.qlen += len(msgs)
 	for len(msgs) > 0 {
 		nc := len(l.chunks)
@@ -91,7 +91,7 @@ func (l *netLink) appendLocked(msgs []raft.Message) {
 				size = max(size, 2*cap(l.chunks[nc-1]))
 			}
 			size = min(size, netMaxBatch)
-			l.chunks = append(l.chunks, make([]raft.Message, 0, size))
+			l.chunks = append(l.chunks, make([]raftdata.Message, 0, size))
 			nc++
 		}
 		tail := &l.chunks[nc-1]
@@ -102,7 +102,7 @@ func (l *netLink) appendLocked(msgs []raft.Message) {
 }
 
 // takeLocked removes and returns the oldest chunk.
-func (l *netLink) takeLocked() []raft.Message {
+func (l *netLink) takeLocked() []raftdata.Message {
 	batch := l.chunks[0]
 	copy(l.chunks, l.chunks[1:])
 	l.chunks[len(l.chunks)-1] = nil
@@ -204,7 +204,7 @@ func (l *netLink) run() {
 
 // process applies the link's faults to a batch taken from the queue and
 // delivers it or holds it for its delay.
-func (l *netLink) process(batch []raft.Message, epoch uint64) {
+func (l *netLink) process(batch []raftdata.Message, epoch uint64) {
 	taken := int64(len(batch))
 	st := l.state.Load()
 	if st.blocked {
@@ -227,10 +227,10 @@ func (l *netLink) process(batch []raft.Message, epoch uint64) {
 }
 
 // applyLoss drops and duplicates messages of batch, in place where it can.
-func (l *netLink) applyLoss(batch []raft.Message, f LinkFaults) []raft.Message {
+func (l *netLink) applyLoss(batch []raftdata.Message, f LinkFaults) []raftdata.Message {
 	n := l.net
 	out := batch[:0]
-	var dups []raft.Message
+	var dups []raftdata.Message
 	n.rngMu.Lock()
 	for i := range batch {
 		if f.DropRate > 0 && n.rng.Float64() < f.DropRate {
@@ -253,7 +253,7 @@ func (l *netLink) applyLoss(batch []raft.Message, f LinkFaults) []raft.Message {
 }
 
 // hold schedules each message of batch after its own random delay.
-func (l *netLink) hold(batch []raft.Message, f LinkFaults, epoch uint64) {
+func (l *netLink) hold(batch []raftdata.Message, f LinkFaults, epoch uint64) {
 	n := l.net
 	now := n.now()
 	span := int64(f.MaxDelay - f.MinDelay)
@@ -273,7 +273,7 @@ func (l *netLink) deliverDue() {
 	n := l.net
 	now := n.now()
 	epoch := l.epoch.Load()
-	var batch []raft.Message
+	var batch []raftdata.Message
 	popped, stale := 0, 0
 	for len(l.delayed) > 0 && l.delayed[0].due <= now && len(batch) < netMaxBatch {
 		d := l.delayed.pop()
@@ -298,7 +298,7 @@ func (l *netLink) deliverDue() {
 }
 
 // deliver hands batch to the destination's handler.
-func (l *netLink) deliver(batch []raft.Message) {
+func (l *netLink) deliver(batch []raftdata.Message) {
 	n := l.net
 	ep := l.dst.cur.Load()
 	if ep == nil {
@@ -323,7 +323,7 @@ func (l *netLink) deliver(batch []raft.Message) {
 type netDelayed struct {
 	due   int64 // Network.now at which it is delivered
 	epoch uint64
-	m     raft.Message
+	m     raftdata.Message
 }
 
 // netDelayHeap is a min-heap of delayed messages by due time.

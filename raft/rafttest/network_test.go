@@ -9,17 +9,18 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // netRecorder is a Handler that records what it receives.
 type netRecorder struct {
 	mu    sync.Mutex
-	msgs  []raft.Message
+	msgs  []raftdata.Message
 	at    []time.Time
 	calls int
 }
 
-func (r *netRecorder) Step(_ context.Context, msgs []raft.Message) error {
+func (r *netRecorder) Step(_ context.Context, msgs []raftdata.Message) error {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -31,10 +32,10 @@ func (r *netRecorder) Step(_ context.Context, msgs []raft.Message) error {
 	return nil
 }
 
-func (r *netRecorder) received() []raft.Message {
+func (r *netRecorder) received() []raftdata.Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]raft.Message(nil), r.msgs...)
+	return append([]raftdata.Message(nil), r.msgs...)
 }
 
 func (r *netRecorder) count() int {
@@ -44,9 +45,9 @@ func (r *netRecorder) count() int {
 }
 
 // netStepFunc adapts a function to raft.Handler.
-type netStepFunc func(ctx context.Context, msgs []raft.Message) error
+type netStepFunc func(ctx context.Context, msgs []raftdata.Message) error
 
-func (f netStepFunc) Step(ctx context.Context, msgs []raft.Message) error { return f(ctx, msgs) }
+func (f netStepFunc) Step(ctx context.Context, msgs []raftdata.Message) error { return f(ctx, msgs) }
 
 // netTestCluster creates and starts endpoints 1..n with recorders.
 func netTestCluster(t *testing.T, net *Network, n int) ([]raft.Network, []*netRecorder) {
@@ -55,7 +56,7 @@ func netTestCluster(t *testing.T, net *Network, n int) ([]raft.Network, []*netRe
 	recs := make([]*netRecorder, n+1)
 	for i := 1; i <= n; i++ {
 		recs[i] = &netRecorder{}
-		eps[i] = net.Endpoint(raft.NodeID(i))
+		eps[i] = net.Endpoint(raftdata.NodeID(i))
 		if err := eps[i].Start(recs[i]); err != nil {
 			t.Fatalf("Start(%d): %v", i, err)
 		}
@@ -63,8 +64,8 @@ func netTestCluster(t *testing.T, net *Network, n int) ([]raft.Network, []*netRe
 	return eps, recs
 }
 
-func netMsg(from, to raft.NodeID, seq uint64) raft.Message {
-	return raft.Message{Type: raft.MsgHeartbeat, Group: 7, From: from, To: to, Term: 3, Context: seq}
+func netMsg(from, to raftdata.NodeID, seq uint64) raftdata.Message {
+	return raftdata.Message{Type: raftdata.MsgHeartbeat, Group: 7, From: from, To: to, Term: 3, Context: seq}
 }
 
 // netWaitQuiet waits until every sent message was delivered or dropped.
@@ -88,10 +89,10 @@ func netWaitQuiet(t *testing.T, net *Network) {
 func netSendAll(t *testing.T, net *Network, eps []raft.Network, seq uint64) {
 	t.Helper()
 	for from := 1; from < len(eps); from++ {
-		var msgs []raft.Message
+		var msgs []raftdata.Message
 		for to := 1; to < len(eps); to++ {
 			if to != from {
-				msgs = append(msgs, netMsg(raft.NodeID(from), raft.NodeID(to), seq))
+				msgs = append(msgs, netMsg(raftdata.NodeID(from), raftdata.NodeID(to), seq))
 			}
 		}
 		eps[from].Send(msgs)
@@ -101,29 +102,29 @@ func netSendAll(t *testing.T, net *Network, eps []raft.Network, seq uint64) {
 
 // netReachable reports, for the messages tagged seq, which (from, to) pairs
 // got through.
-func netReachable(recs []*netRecorder, seq uint64) map[[2]raft.NodeID]bool {
-	got := make(map[[2]raft.NodeID]bool)
+func netReachable(recs []*netRecorder, seq uint64) map[[2]raftdata.NodeID]bool {
+	got := make(map[[2]raftdata.NodeID]bool)
 	for to := 1; to < len(recs); to++ {
 		for _, m := range recs[to].received() {
 			if m.Context == seq {
-				if m.To != raft.NodeID(to) {
+				if m.To != raftdata.NodeID(to) {
 					panic("message delivered to the wrong node")
 				}
-				got[[2]raft.NodeID{m.From, m.To}] = true
+				got[[2]raftdata.NodeID{m.From, m.To}] = true
 			}
 		}
 	}
 	return got
 }
 
-func netCheckReach(t *testing.T, name string, got map[[2]raft.NodeID]bool, n int, want func(from, to raft.NodeID) bool) {
+func netCheckReach(t *testing.T, name string, got map[[2]raftdata.NodeID]bool, n int, want func(from, to raftdata.NodeID) bool) {
 	t.Helper()
-	for from := raft.NodeID(1); from <= raft.NodeID(n); from++ {
-		for to := raft.NodeID(1); to <= raft.NodeID(n); to++ {
+	for from := raftdata.NodeID(1); from <= raftdata.NodeID(n); from++ {
+		for to := raftdata.NodeID(1); to <= raftdata.NodeID(n); to++ {
 			if from == to {
 				continue
 			}
-			if w := want(from, to); got[[2]raft.NodeID{from, to}] != w {
+			if w := want(from, to); got[[2]raftdata.NodeID{from, to}] != w {
 				t.Errorf("%s: %d→%d delivered=%v, want %v", name, from, to, !w, w)
 			}
 		}
@@ -134,16 +135,16 @@ func TestNetworkDelivery(t *testing.T) {
 	net := NewNetwork()
 	defer net.Close()
 	eps, recs := netTestCluster(t, net, 3)
-	eps[1].SetPeers([]raft.Member{{ID: 1, Addr: "a"}, {ID: 2, Addr: "b"}, {ID: 3, Addr: "c"}})
+	eps[1].SetPeers([]raftdata.Member{{ID: 1, Addr: "a"}, {ID: 2, Addr: "b"}, {ID: 3, Addr: "c"}})
 
 	const perLink = 1000
 	for seq := uint64(0); seq < perLink; seq += 10 {
 		for from := 1; from <= 3; from++ {
-			var msgs []raft.Message
+			var msgs []raftdata.Message
 			for s := seq; s < seq+10; s++ {
 				for to := 1; to <= 3; to++ {
 					if to != from {
-						msgs = append(msgs, netMsg(raft.NodeID(from), raft.NodeID(to), s))
+						msgs = append(msgs, netMsg(raftdata.NodeID(from), raftdata.NodeID(to), s))
 					}
 				}
 			}
@@ -157,9 +158,9 @@ func TestNetworkDelivery(t *testing.T) {
 		t.Fatalf("stats = %+v, want %d sent and delivered", s, want)
 	}
 	for to := 1; to <= 3; to++ {
-		next := map[raft.NodeID]uint64{}
+		next := map[raftdata.NodeID]uint64{}
 		for _, m := range recs[to].received() {
-			if m.To != raft.NodeID(to) || m.Group != 7 || m.Type != raft.MsgHeartbeat || m.Term != 3 {
+			if m.To != raftdata.NodeID(to) || m.Group != 7 || m.Type != raftdata.MsgHeartbeat || m.Term != 3 {
 				t.Fatalf("node %d got %+v", to, m)
 			}
 			if m.Context != next[m.From] {
@@ -167,8 +168,8 @@ func TestNetworkDelivery(t *testing.T) {
 			}
 			next[m.From]++
 		}
-		for from := raft.NodeID(1); from <= 3; from++ {
-			if from != raft.NodeID(to) && next[from] != perLink {
+		for from := raftdata.NodeID(1); from <= 3; from++ {
+			if from != raftdata.NodeID(to) && next[from] != perLink {
 				t.Errorf("node %d got %d messages from %d, want %d", to, next[from], from, perLink)
 			}
 		}
@@ -187,8 +188,8 @@ func TestNetworkSelfAndEntries(t *testing.T) {
 	defer net.Close()
 	eps, recs := netTestCluster(t, net, 2)
 	data := []byte("payload")
-	m := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Entries: []raft.Entry{{Index: 1, Term: 1, Data: data}}}
-	eps[1].Send([]raft.Message{m, netMsg(1, 1, 5)})
+	m := raftdata.Message{Type: raftdata.MsgApp, From: 1, To: 2, Entries: []raftdata.Entry{{Index: 1, Term: 1, Data: data}}}
+	eps[1].Send([]raftdata.Message{m, netMsg(1, 1, 5)})
 	netWaitQuiet(t, net)
 	got := recs[2].received()
 	if len(got) != 1 || len(got[0].Entries) != 1 || &got[0].Entries[0].Data[0] != &data[0] {
@@ -205,25 +206,25 @@ func TestNetworkPartition(t *testing.T) {
 	eps, recs := netTestCluster(t, net, 4)
 
 	netSendAll(t, net, eps, 1)
-	netCheckReach(t, "healthy", netReachable(recs, 1), 4, func(_, _ raft.NodeID) bool { return true })
+	netCheckReach(t, "healthy", netReachable(recs, 1), 4, func(_, _ raftdata.NodeID) bool { return true })
 
 	// {1,2} | {3}; 4 named nowhere, so isolated.
-	net.Partition([]raft.NodeID{1, 2}, []raft.NodeID{3})
+	net.Partition([]raftdata.NodeID{1, 2}, []raftdata.NodeID{3})
 	netSendAll(t, net, eps, 2)
-	netCheckReach(t, "partition", netReachable(recs, 2), 4, func(a, b raft.NodeID) bool {
+	netCheckReach(t, "partition", netReachable(recs, 2), 4, func(a, b raftdata.NodeID) bool {
 		return (a == 1 && b == 2) || (a == 2 && b == 1)
 	})
 
 	// A new partition replaces the old one.
-	net.Partition([]raft.NodeID{1}, []raft.NodeID{2, 3, 4})
+	net.Partition([]raftdata.NodeID{1}, []raftdata.NodeID{2, 3, 4})
 	netSendAll(t, net, eps, 3)
-	netCheckReach(t, "repartition", netReachable(recs, 3), 4, func(a, b raft.NodeID) bool {
+	netCheckReach(t, "repartition", netReachable(recs, 3), 4, func(a, b raftdata.NodeID) bool {
 		return a != 1 && b != 1
 	})
 
 	net.Heal()
 	netSendAll(t, net, eps, 4)
-	netCheckReach(t, "healed", netReachable(recs, 4), 4, func(_, _ raft.NodeID) bool { return true })
+	netCheckReach(t, "healed", netReachable(recs, 4), 4, func(_, _ raftdata.NodeID) bool { return true })
 
 	s := net.Stats()
 	if want := uint64(10 + 6); s.Dropped != want { // 12-2 pairs blocked, then 12-6
@@ -237,12 +238,12 @@ func TestNetworkIsolate(t *testing.T) {
 	eps, recs := netTestCluster(t, net, 3)
 	net.Isolate(2)
 	netSendAll(t, net, eps, 1)
-	netCheckReach(t, "isolate", netReachable(recs, 1), 3, func(a, b raft.NodeID) bool {
+	netCheckReach(t, "isolate", netReachable(recs, 1), 3, func(a, b raftdata.NodeID) bool {
 		return a != 2 && b != 2
 	})
 	net.Heal()
 	netSendAll(t, net, eps, 2)
-	netCheckReach(t, "healed", netReachable(recs, 2), 3, func(_, _ raft.NodeID) bool { return true })
+	netCheckReach(t, "healed", netReachable(recs, 2), 3, func(_, _ raftdata.NodeID) bool { return true })
 }
 
 func TestNetworkCut(t *testing.T) {
@@ -251,18 +252,18 @@ func TestNetworkCut(t *testing.T) {
 	eps, recs := netTestCluster(t, net, 3)
 	net.Cut(1, 2)
 	netSendAll(t, net, eps, 1)
-	netCheckReach(t, "cut 1→2", netReachable(recs, 1), 3, func(a, b raft.NodeID) bool {
+	netCheckReach(t, "cut 1→2", netReachable(recs, 1), 3, func(a, b raftdata.NodeID) bool {
 		return !(a == 1 && b == 2)
 	})
 	// Wildcard: nobody reaches 3.
 	net.Cut(0, 3)
 	netSendAll(t, net, eps, 2)
-	netCheckReach(t, "cut *→3", netReachable(recs, 2), 3, func(a, b raft.NodeID) bool {
+	netCheckReach(t, "cut *→3", netReachable(recs, 2), 3, func(a, b raftdata.NodeID) bool {
 		return !(a == 1 && b == 2) && b != 3
 	})
 	net.Heal()
 	netSendAll(t, net, eps, 3)
-	netCheckReach(t, "healed", netReachable(recs, 3), 3, func(_, _ raft.NodeID) bool { return true })
+	netCheckReach(t, "healed", netReachable(recs, 3), 3, func(_, _ raftdata.NodeID) bool { return true })
 }
 
 // TestNetworkFaultAppliesToQueued checks that a partition also stops
@@ -274,7 +275,7 @@ func TestNetworkFaultAppliesToQueued(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	var got atomic.Int64
 	a, b := net.Endpoint(1), net.Endpoint(2)
-	if err := b.Start(netStepFunc(func(ctx context.Context, msgs []raft.Message) error {
+	if err := b.Start(netStepFunc(func(ctx context.Context, msgs []raftdata.Message) error {
 		select {
 		case entered <- struct{}{}:
 		default:
@@ -285,9 +286,9 @@ func TestNetworkFaultAppliesToQueued(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	a.Send([]raft.Message{netMsg(1, 2, 0)})
+	a.Send([]raftdata.Message{netMsg(1, 2, 0)})
 	<-entered // the link goroutine is now blocked in Step
-	a.Send([]raft.Message{netMsg(1, 2, 1), netMsg(1, 2, 2)})
+	a.Send([]raftdata.Message{netMsg(1, 2, 1), netMsg(1, 2, 2)})
 	net.Isolate(2)
 	close(release)
 	netWaitQuiet(t, net)
@@ -303,12 +304,12 @@ func TestNetworkDropRate(t *testing.T) {
 		net.SetLinkFaults(1, 2, LinkFaults{DropRate: rate})
 		const total = 20000
 		for i := 0; i < total; i += 100 {
-			msgs := make([]raft.Message, 100)
+			msgs := make([]raftdata.Message, 100)
 			for j := range msgs {
 				msgs[j] = netMsg(1, 2, uint64(i+j))
 			}
 			eps[1].Send(msgs)
-			eps[2].Send([]raft.Message{netMsg(2, 1, uint64(i))}) // reverse link has no faults
+			eps[2].Send([]raftdata.Message{netMsg(2, 1, uint64(i))}) // reverse link has no faults
 		}
 		netWaitQuiet(t, net)
 		got := recs[2].count()
@@ -336,23 +337,23 @@ func TestNetworkLinkFaultWildcards(t *testing.T) {
 	net.SetLinkFaults(0, 3, LinkFaults{DropRate: 1})
 	net.SetLinkFaults(1, 3, LinkFaults{}) // zero removes only (1,3), which was not set
 	netSendAll(t, net, eps, 1)
-	netCheckReach(t, "drop *→3", netReachable(recs, 1), 3, func(a, b raft.NodeID) bool { return b != 3 })
+	netCheckReach(t, "drop *→3", netReachable(recs, 1), 3, func(a, b raftdata.NodeID) bool { return b != 3 })
 
 	// The most specific pair wins: (2,3) is perfect again... only with
 	// faults of its own, so give it a tiny delay.
 	net.SetLinkFaults(2, 3, LinkFaults{MaxDelay: time.Microsecond})
 	netSendAll(t, net, eps, 2)
-	netCheckReach(t, "2→3 override", netReachable(recs, 2), 3, func(a, b raft.NodeID) bool {
+	netCheckReach(t, "2→3 override", netReachable(recs, 2), 3, func(a, b raftdata.NodeID) bool {
 		return b != 3 || a == 2
 	})
 
 	net.SetLinkFaults(0, 0, LinkFaults{DropRate: 1})
 	netSendAll(t, net, eps, 3)
-	netCheckReach(t, "drop all", netReachable(recs, 3), 3, func(a, b raft.NodeID) bool { return a == 2 && b == 3 })
+	netCheckReach(t, "drop all", netReachable(recs, 3), 3, func(a, b raftdata.NodeID) bool { return a == 2 && b == 3 })
 
 	net.Heal()
 	netSendAll(t, net, eps, 4)
-	netCheckReach(t, "healed", netReachable(recs, 4), 3, func(_, _ raft.NodeID) bool { return true })
+	netCheckReach(t, "healed", netReachable(recs, 4), 3, func(_, _ raftdata.NodeID) bool { return true })
 }
 
 func TestNetworkDuplicate(t *testing.T) {
@@ -362,7 +363,7 @@ func TestNetworkDuplicate(t *testing.T) {
 
 	net.SetLinkFaults(1, 2, LinkFaults{DuplicateRate: 1})
 	const n = 500
-	msgs := make([]raft.Message, n)
+	msgs := make([]raftdata.Message, n)
 	for i := range msgs {
 		msgs[i] = netMsg(1, 2, uint64(i))
 	}
@@ -384,7 +385,7 @@ func TestNetworkDuplicate(t *testing.T) {
 	net.SetLinkFaults(1, 2, LinkFaults{DuplicateRate: 0.25})
 	const m = 20000
 	for i := 0; i < m; i += 200 {
-		batch := make([]raft.Message, 200)
+		batch := make([]raftdata.Message, 200)
 		for j := range batch {
 			batch[j] = netMsg(1, 2, uint64(i+j))
 		}
@@ -407,7 +408,7 @@ func TestNetworkDelayReorders(t *testing.T) {
 	const n = 300
 	start := time.Now()
 	for i := 0; i < n; i++ {
-		eps[1].Send([]raft.Message{netMsg(1, 2, uint64(i))})
+		eps[1].Send([]raftdata.Message{netMsg(1, 2, uint64(i))})
 	}
 	sendDone := time.Now()
 	netWaitQuiet(t, net)
@@ -441,7 +442,7 @@ func TestNetworkDelayReorders(t *testing.T) {
 	net.SetLinkFaults(1, 2, LinkFaults{})
 	before := recs[2].count()
 	for i := 0; i < 100; i++ {
-		eps[1].Send([]raft.Message{netMsg(1, 2, uint64(1000+i))})
+		eps[1].Send([]raftdata.Message{netMsg(1, 2, uint64(1000+i))})
 	}
 	netWaitQuiet(t, net)
 	for i, m := range recs[2].received()[before:] {
@@ -459,7 +460,7 @@ func TestNetworkQueueLimit(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	var got atomic.Int64
 	a, b := net.Endpoint(1), net.Endpoint(2)
-	if err := b.Start(netStepFunc(func(ctx context.Context, msgs []raft.Message) error {
+	if err := b.Start(netStepFunc(func(ctx context.Context, msgs []raftdata.Message) error {
 		select {
 		case entered <- struct{}{}:
 		default:
@@ -470,10 +471,10 @@ func TestNetworkQueueLimit(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	a.Send([]raft.Message{netMsg(1, 2, 0)})
+	a.Send([]raftdata.Message{netMsg(1, 2, 0)})
 	<-entered // the link goroutine holds message 0 inside Step; it counts
 
-	msgs := make([]raft.Message, 100)
+	msgs := make([]raftdata.Message, 100)
 	for i := range msgs {
 		msgs[i] = netMsg(1, 2, uint64(i+1))
 	}
@@ -497,7 +498,7 @@ func TestNetworkQueueLimitCountsDelayed(t *testing.T) {
 	eps, recs := netTestCluster(t, net, 2)
 	net.SetLinkFaults(1, 2, LinkFaults{MinDelay: 200 * time.Millisecond, MaxDelay: 200 * time.Millisecond})
 	for i := 0; i < 200; i++ {
-		eps[1].Send([]raft.Message{netMsg(1, 2, uint64(i))})
+		eps[1].Send([]raftdata.Message{netMsg(1, 2, uint64(i))})
 	}
 	netWaitQuiet(t, net)
 	if got := recs[2].count(); got > limit || got == 0 {
@@ -509,7 +510,7 @@ func TestNetworkUnknownDestination(t *testing.T) {
 	net := NewNetwork()
 	defer net.Close()
 	eps, recs := netTestCluster(t, net, 2)
-	eps[1].Send([]raft.Message{netMsg(1, 99, 0), netMsg(1, 0, 0), netMsg(1, 2, 0), netMsg(1, 99, 1)})
+	eps[1].Send([]raftdata.Message{netMsg(1, 99, 0), netMsg(1, 0, 0), netMsg(1, 2, 0), netMsg(1, 99, 1)})
 	netWaitQuiet(t, net)
 	if s := net.Stats(); s.Sent != 4 || s.Dropped != 3 || s.Delivered != 1 {
 		t.Fatalf("stats %+v, want 4 sent, 3 dropped, 1 delivered", s)
@@ -520,7 +521,7 @@ func TestNetworkUnknownDestination(t *testing.T) {
 
 	// An endpoint that exists but has no handler yet: dropped and counted.
 	net.Endpoint(5)
-	eps[1].Send([]raft.Message{netMsg(1, 5, 0)})
+	eps[1].Send([]raftdata.Message{netMsg(1, 5, 0)})
 	netWaitQuiet(t, net)
 	if s := net.Stats(); s.Dropped != 4 {
 		t.Fatalf("stats %+v, want the message to an unstarted node dropped", s)
@@ -531,10 +532,10 @@ func TestNetworkStepErrorCountsDropped(t *testing.T) {
 	net := NewNetwork()
 	defer net.Close()
 	a, b := net.Endpoint(1), net.Endpoint(2)
-	if err := b.Start(netStepFunc(func(context.Context, []raft.Message) error { return raft.ErrStopped })); err != nil {
+	if err := b.Start(netStepFunc(func(context.Context, []raftdata.Message) error { return raft.ErrStopped })); err != nil {
 		t.Fatal(err)
 	}
-	a.Send([]raft.Message{netMsg(1, 2, 0), netMsg(1, 2, 1)})
+	a.Send([]raftdata.Message{netMsg(1, 2, 0), netMsg(1, 2, 1)})
 	netWaitQuiet(t, net)
 	if s := net.Stats(); s.Dropped != 2 || s.Delivered != 0 {
 		t.Fatalf("stats %+v, want 2 dropped", s)

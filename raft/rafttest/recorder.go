@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Recorder is a StateMachine that records every command it applies and
@@ -15,7 +16,7 @@ import (
 // of order. Apply returns each command's index as its result.
 type Recorder struct {
 	mu         sync.Mutex
-	applied    []raft.Entry
+	applied    []raftdata.Entry
 	violations []string
 	// restores counts Restore calls, and restored is how many commands
 	// the latest one brought: commands after it were applied here.
@@ -26,37 +27,37 @@ type Recorder struct {
 func NewRecorder() *Recorder { return &Recorder{} }
 
 // Apply records entries.
-func (r *Recorder) Apply(entries []raft.Entry, results []any) error {
+func (r *Recorder) Apply(entries []raftdata.Entry, results []any) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, e := range entries {
 		if n := len(r.applied); n > 0 && e.Index <= r.applied[n-1].Index {
 			r.violations = append(r.violations, fmt.Sprintf("index %d applied after %d", e.Index, r.applied[n-1].Index))
 		}
-		if e.Type != raft.EntryNormal {
+		if e.Type != raftdata.EntryNormal {
 			r.violations = append(r.violations, fmt.Sprintf("index %d of type %v passed to Apply", e.Index, e.Type))
 		}
-		r.applied = append(r.applied, raft.Entry{Index: e.Index, Term: e.Term, Data: bytes.Clone(e.Data)})
+		r.applied = append(r.applied, raftdata.Entry{Index: e.Index, Term: e.Term, Data: bytes.Clone(e.Data)})
 		results[i] = e.Index
 	}
 	return nil
 }
 
 // Applied returns a copy of the applied commands, in order.
-func (r *Recorder) Applied() []raft.Entry {
+func (r *Recorder) Applied() []raftdata.Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]raft.Entry(nil), r.applied...)
+	return append([]raftdata.Entry(nil), r.applied...)
 }
 
 // AppliedSince returns a copy of the commands applied after the first k.
-func (r *Recorder) AppliedSince(k int) []raft.Entry {
+func (r *Recorder) AppliedSince(k int) []raftdata.Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if k >= len(r.applied) {
 		return nil
 	}
-	return append([]raft.Entry(nil), r.applied[k:]...)
+	return append([]raftdata.Entry(nil), r.applied[k:]...)
 }
 
 // Violations returns the contract violations seen so far.
@@ -73,7 +74,7 @@ func (r *Recorder) Snapshot() (raft.Snapshot, error) {
 
 // Restore replaces the applied commands with a snapshot's.
 func (r *Recorder) Restore(rd io.Reader) error {
-	var entries []raft.Entry
+	var entries []raftdata.Entry
 	br := &byteReader{r: rd}
 	for {
 		idx, err := binary.ReadUvarint(br)
@@ -92,7 +93,7 @@ func (r *Recorder) Restore(rd io.Reader) error {
 		if _, err := io.ReadFull(rd, data); err != nil {
 			return fmt.Errorf("%w: recorder snapshot: %v", raft.ErrCorrupt, err)
 		}
-		entries = append(entries, raft.Entry{Index: idx, Term: term, Data: data})
+		entries = append(entries, raftdata.Entry{Index: idx, Term: term, Data: data})
 	}
 	r.mu.Lock()
 	r.applied = entries
@@ -110,7 +111,7 @@ func (r *Recorder) restoreMark() (restores, restored int) {
 	return r.restores, r.restored
 }
 
-type recorderSnapshot struct{ entries []raft.Entry }
+type recorderSnapshot struct{ entries []raftdata.Entry }
 
 func (s *recorderSnapshot) WriteTo(w io.Writer) (int64, error) {
 	var buf []byte

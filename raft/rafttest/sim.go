@@ -10,6 +10,7 @@ import (
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/internal/simhook"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // SimOptions configures Simulate. Zero values are chosen from the seed.
@@ -74,7 +75,7 @@ type simEvent struct {
 	seq  uint64
 	kind eventKind
 	node int // index into sim.nodes
-	msg  raft.Message
+	msg  raftdata.Message
 	n    int // client index or incarnation
 }
 
@@ -110,7 +111,7 @@ func (h *eventHeap) Pop() any {
 }
 
 type simNode struct {
-	id          raft.NodeID
+	id          raftdata.NodeID
 	store       *simStore
 	kv          *KV
 	node        simhook.Node
@@ -139,7 +140,7 @@ type simNode struct {
 	// the Recorder's restore generation it was read under.
 	lastSeenIndex uint64
 	restoreGen    int
-	lastRole      raft.Role
+	lastRole      raftdata.Role
 	lastTerm      uint64
 	lastCommit    uint64
 	lastApplied   uint64
@@ -155,7 +156,7 @@ type sim struct {
 	seq     uint64
 	events  eventHeap
 	nodes   []*simNode
-	members []raft.Member
+	members []raftdata.Member
 	net     simNet
 	clients []*simClient
 	history History
@@ -199,11 +200,11 @@ func newSim(opts SimOptions) *sim {
 	s.checks.init()
 	s.net.init(s)
 	for i := 1; i <= s.opts.Nodes; i++ {
-		s.members = append(s.members, raft.Member{ID: raft.NodeID(i), Addr: fmt.Sprint("sim-", i)})
+		s.members = append(s.members, raftdata.Member{ID: raftdata.NodeID(i), Addr: fmt.Sprint("sim-", i)})
 	}
 	for i := range s.opts.Nodes {
 		n := &simNode{
-			id: raft.NodeID(i + 1),
+			id: raftdata.NodeID(i + 1),
 			// Clock rates differ by up to ±4%: within the 10% drift
 			// that leases assume, so lease reads must stay correct.
 			tickEvery: simTick + int64(s.rng.IntN(int(simTick*8/100))) - simTick*4/100,
@@ -368,7 +369,7 @@ func (s *sim) handle(e simEvent) {
 			s.schedule(e)
 			return
 		}
-		n.node.Deliver([]raft.Message{e.msg})
+		n.node.Deliver([]raftdata.Message{e.msg})
 		s.after(n)
 	case evWrite:
 		n := s.nodes[e.node]
@@ -506,10 +507,10 @@ func (s *sim) result() *SimResult {
 // simEndpoint is a node's raft.Network in the simulation.
 type simEndpoint struct {
 	s  *sim
-	id raft.NodeID
+	id raftdata.NodeID
 }
 
-func (e *simEndpoint) Start(raft.Handler) error { return nil }
-func (e *simEndpoint) SetPeers([]raft.Member)   {}
-func (e *simEndpoint) Close() error             { return nil }
-func (e *simEndpoint) Send(msgs []raft.Message) { e.s.net.send(msgs) }
+func (e *simEndpoint) Start(raft.Handler) error     { return nil }
+func (e *simEndpoint) SetPeers([]raftdata.Member)   {}
+func (e *simEndpoint) Close() error                 { return nil }
+func (e *simEndpoint) Send(msgs []raftdata.Message) { e.s.net.send(msgs) }

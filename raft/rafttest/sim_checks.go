@@ -3,29 +3,29 @@ package rafttest
 import (
 	"hash/fnv"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // simChecks holds what the invariants are checked against, built up over
 // the whole run (entries are identified across nodes and incarnations by
 // index and term, which Raft makes unique).
 type simChecks struct {
-	leaders    map[uint64]raft.NodeID // term -> its leader
-	maxTerm    uint64                 // newest term with a leader
-	applied    map[uint64]appliedRec  // index -> command applied there
-	appliedMax uint64                 // highest index in applied
-	acked      map[uint64]uint64      // index -> hash of an acknowledged write
-	chain      map[[2]uint64]uint64   // (index, term) -> hash of the log up to it
+	leaders    map[uint64]raftdata.NodeID // term -> its leader
+	maxTerm    uint64                     // newest term with a leader
+	applied    map[uint64]appliedRec      // index -> command applied there
+	appliedMax uint64                     // highest index in applied
+	acked      map[uint64]uint64          // index -> hash of an acknowledged write
+	chain      map[[2]uint64]uint64       // (index, term) -> hash of the log up to it
 }
 
 type appliedRec struct {
 	term uint64
 	hash uint64
-	node raft.NodeID
+	node raftdata.NodeID
 }
 
 func (c *simChecks) init() {
-	c.leaders = map[uint64]raft.NodeID{}
+	c.leaders = map[uint64]raftdata.NodeID{}
 	c.applied = map[uint64]appliedRec{}
 	c.acked = map[uint64]uint64{}
 	c.chain = map[[2]uint64]uint64{}
@@ -49,14 +49,14 @@ func (c *simChecks) node(s *sim, n *simNode) {
 		s.violate("node %d failed: %v", n.id, st.Failed)
 		return
 	}
-	if st.Role == raft.RoleLeader {
+	if st.Role == raftdata.RoleLeader {
 		if l, ok := c.leaders[st.Term]; ok && l != n.id {
 			s.violate("two leaders in term %d: %d and %d", st.Term, l, n.id)
 			return
 		}
 		c.leaders[st.Term] = n.id
 		c.maxTerm = max(c.maxTerm, st.Term)
-		if n.lastRole != raft.RoleLeader || n.lastTerm != st.Term {
+		if n.lastRole != raftdata.RoleLeader || n.lastTerm != st.Term {
 			s.res.Elections++
 			s.logf("node %d leads term %d", n.id, st.Term)
 			c.leaderComplete(s, n, st.Term)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/internal/simhook"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // simClient runs KV operations one at a time against the node it believes
@@ -91,7 +92,7 @@ func (c *simClient) next(s *sim) {
 	p := &simOp{op: op, node: n, call: call}
 	var err error
 	if op.Kind == KVGet {
-		if s.opts.BrokenReads && n.node.Status().Role == raft.RoleLeader {
+		if s.opts.BrokenReads && n.node.Status().Role == raftdata.RoleLeader {
 			// The negative control: a node that thinks it leads answers
 			// from its own state without asking a quorum.
 			s.history.Record(c.id, op, s.now, s.now, KVResult{Value: n.kv.Get(op.Key)})
@@ -111,7 +112,7 @@ func (c *simClient) next(s *sim) {
 		// Refused before anything was appended: the operation did not
 		// happen; try the leader the node named, or another node.
 		var nl *raft.NotLeaderError
-		hint := raft.NodeID(0)
+		hint := raftdata.NodeID(0)
 		if errors.As(err, &nl) {
 			hint = nl.LeaderID
 		}
@@ -121,7 +122,7 @@ func (c *simClient) next(s *sim) {
 	c.pending = p
 }
 
-func (c *simClient) retry(s *sim, hint raft.NodeID) {
+func (c *simClient) retry(s *sim, hint raftdata.NodeID) {
 	if hint != 0 {
 		c.guess = int(hint - 1)
 	} else {

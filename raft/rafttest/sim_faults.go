@@ -1,8 +1,6 @@
 package rafttest
 
-import (
-	"github.com/raftkit/raftkit/raft"
-)
+import "github.com/raftkit/raftkit/raft/raftdata"
 
 // simNet is the simulated network: every message gets its own random delay
 // (so messages reorder), may be dropped or duplicated, and is checked
@@ -36,12 +34,12 @@ func (n *simNet) heal() {
 	clear(n.cut)
 }
 
-func (n *simNet) blocked(from, to raft.NodeID) bool {
+func (n *simNet) blocked(from, to raftdata.NodeID) bool {
 	f, t := int(from-1), int(to-1)
 	return n.group[f] != n.group[t] || n.cut[[2]int{f, t}]
 }
 
-func (n *simNet) send(msgs []raft.Message) {
+func (n *simNet) send(msgs []raftdata.Message) {
 	r := n.s.rng
 	for _, m := range msgs {
 		copies := 1
@@ -53,7 +51,7 @@ func (n *simNet) send(msgs []raft.Message) {
 		}
 		for range copies {
 			delay := n.minDelay + int64(r.IntN(int(n.maxDelay-n.minDelay)+1))
-			if m.Type == raft.MsgTimeoutNow && r.IntN(3) == 0 {
+			if m.Type == raftdata.MsgTimeoutNow && r.IntN(3) == 0 {
 				// Held up past the transfer's timeout: the target may
 				// campaign after the leader gave the transfer up.
 				delay += 100*ms + int64(r.IntN(int(200*ms)))
@@ -196,10 +194,10 @@ func (s *sim) fault() {
 		}
 	default: // leadership transfer
 		for _, n := range s.nodes {
-			if n.up && !s.paused(n) && n.node.Status().Role == raft.RoleLeader {
-				to := raft.NodeID(0)
+			if n.up && !s.paused(n) && n.node.Status().Role == raftdata.RoleLeader {
+				to := raftdata.NodeID(0)
 				if r.IntN(2) == 0 {
-					to = raft.NodeID(1 + r.IntN(nodes))
+					to = raftdata.NodeID(1 + r.IntN(nodes))
 				}
 				if t := s.nodes[r.IntN(nodes)]; r.IntN(2) == 0 && t != n {
 					if to != 0 {

@@ -4,15 +4,15 @@ import (
 	"slices"
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // simChange is a membership change the simulator drives to completion the
 // way Node.ChangeMembership does: newcomers join as non-voters, catch up,
 // then the leader commits C_old,new, and the engine appends C_new.
 type simChange struct {
-	target []raft.NodeID // the voters wanted
-	adds   []raft.NodeID // nodes started for this change
+	target []raftdata.NodeID // the voters wanted
+	adds   []raftdata.NodeID // nodes started for this change
 }
 
 // startChange begins growing, shrinking or replacing, when no change runs.
@@ -49,8 +49,8 @@ func (s *sim) startChange() {
 }
 
 // addNode starts a new, empty node that waits to be added.
-func (s *sim) addNode() raft.NodeID {
-	id := raft.NodeID(len(s.nodes) + 1)
+func (s *sim) addNode() raftdata.NodeID {
+	id := raftdata.NodeID(len(s.nodes) + 1)
 	n := &simNode{
 		id:        id,
 		tickEvery: simTick + int64(s.rng.IntN(int(simTick*8/100))) - simTick*4/100,
@@ -59,7 +59,7 @@ func (s *sim) addNode() raft.NodeID {
 	n.store = &simStore{Storage: memory.New(), s: s, id: id, chain: []uint64{0}}
 	s.nodes = append(s.nodes, n)
 	s.net.group = append(s.net.group, 0)
-	s.members = append(s.members, raft.Member{ID: id, Addr: "sim-new"})
+	s.members = append(s.members, raftdata.Member{ID: id, Addr: "sim-new"})
 	s.start(n)
 	s.after(n)
 	return id
@@ -80,9 +80,9 @@ func (s *sim) driveChange() {
 		s.change = nil
 		return
 	}
-	member := func(id raft.NodeID) raft.Member { return raft.Member{ID: id, Addr: s.members[id-1].Addr} }
+	member := func(id raftdata.NodeID) raftdata.Member { return raftdata.Member{ID: id, Addr: s.members[id-1].Addr} }
 	// Newcomers first join as non-voters.
-	var missing []raft.Member
+	var missing []raftdata.Member
 	for _, id := range ch.target {
 		if !m.Contains(id) {
 			missing = append(missing, member(id))
@@ -104,7 +104,7 @@ func (s *sim) driveChange() {
 			return
 		}
 	}
-	joint := raft.Membership{OutgoingVoters: m.Voters, Removed: m.Removed}
+	joint := raftdata.Membership{OutgoingVoters: m.Voters, Removed: m.Removed}
 	for _, id := range ch.target {
 		joint.Voters = append(joint.Voters, member(id))
 	}
@@ -121,7 +121,7 @@ func (s *sim) driveChange() {
 	s.proposeConfig(l, joint)
 }
 
-func (s *sim) proposeConfig(l *simNode, m raft.Membership) {
+func (s *sim) proposeConfig(l *simNode, m raftdata.Membership) {
 	if err := l.node.ProposeConfig(m); err != nil {
 		s.logf("propose config on %d: %v", l.id, err)
 	}
@@ -130,16 +130,16 @@ func (s *sim) proposeConfig(l *simNode, m raft.Membership) {
 
 // settledConfig returns the leader, its configuration and voter IDs, when
 // a leader exists and no configuration change is pending on it.
-func (s *sim) settledConfig() (*simNode, raft.Membership, []raft.NodeID, bool) {
+func (s *sim) settledConfig() (*simNode, raftdata.Membership, []raftdata.NodeID, bool) {
 	l := s.leader()
 	if l == nil {
-		return nil, raft.Membership{}, nil, false
+		return nil, raftdata.Membership{}, nil, false
 	}
 	m, pending := l.node.Membership()
 	if pending {
-		return nil, raft.Membership{}, nil, false
+		return nil, raftdata.Membership{}, nil, false
 	}
-	var voters []raft.NodeID
+	var voters []raftdata.NodeID
 	for _, v := range m.Voters {
 		voters = append(voters, v.ID)
 	}
@@ -154,14 +154,14 @@ func (s *sim) leader() *simNode {
 		if !n.up || s.paused(n) {
 			continue
 		}
-		if st := n.node.Status(); st.Role == raft.RoleLeader && st.Term >= term {
+		if st := n.node.Status(); st.Role == raftdata.RoleLeader && st.Term >= term {
 			best, term = n, st.Term
 		}
 	}
 	return best
 }
 
-func sameSet(a, b []raft.NodeID) bool {
+func sameSet(a, b []raftdata.NodeID) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -1,6 +1,9 @@
 package rafttest
 
-import "github.com/raftkit/raftkit/raft"
+import (
+	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
+)
 
 // simMutation breaks the simulated system on purpose, so that a test can
 // show the invariant meant to catch that kind of bug does catch it.
@@ -29,8 +32,8 @@ type skippingKV struct {
 	left int
 }
 
-func (k *skippingKV) Apply(entries []raft.Entry, results []any) error {
-	var keep []raft.Entry
+func (k *skippingKV) Apply(entries []raftdata.Entry, results []any) error {
+	var keep []raftdata.Entry
 	var at []int
 	for i, e := range entries {
 		if e.Index >= k.from && k.left > 0 {

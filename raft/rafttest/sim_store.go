@@ -6,6 +6,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // simStore is a node's disk in the simulation: a memory store (its Save is
@@ -17,11 +18,11 @@ import (
 type simStore struct {
 	*memory.Storage
 	s     *sim
-	id    raft.NodeID
+	id    raftdata.NodeID
 	chain []uint64 // chain[i] is the hash of the log up to index i
 }
 
-func (st *simStore) Save(ctx context.Context, hs *raft.HardState, ents []raft.Entry) error {
+func (st *simStore) Save(ctx context.Context, hs *raftdata.HardState, ents []raftdata.Entry) error {
 	if err := st.Storage.Save(ctx, hs, ents); err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func (st *simStore) Save(ctx context.Context, hs *raft.HardState, ents []raft.En
 
 // CreateSnapshot wraps the store's writer so that the chain of hashes
 // follows a snapshot that replaces the log.
-func (st *simStore) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (raft.SnapshotWriter, error) {
+func (st *simStore) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (raft.SnapshotWriter, error) {
 	w, err := st.Storage.CreateSnapshot(ctx, meta)
 	if err != nil {
 		return nil, err
@@ -64,7 +65,7 @@ func (st *simStore) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) 
 type simSnapshotWriter struct {
 	raft.SnapshotWriter
 	st   *simStore
-	meta raft.SnapshotMeta
+	meta raftdata.SnapshotMeta
 }
 
 func (w *simSnapshotWriter) Commit(ctx context.Context) error {

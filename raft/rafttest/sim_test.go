@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 var (
@@ -223,13 +223,13 @@ func TestSimStoreDetectsLogMismatch(t *testing.T) {
 	a := &simStore{Storage: memory.New(), s: s, id: 1, chain: []uint64{0}}
 	b := &simStore{Storage: memory.New(), s: s, id: 2, chain: []uint64{0}}
 	ctx := context.Background()
-	if err := a.Save(ctx, nil, []raft.Entry{{Index: 1, Term: 1, Data: []byte("x")}, {Index: 2, Term: 1}}); err != nil {
+	if err := a.Save(ctx, nil, []raftdata.Entry{{Index: 1, Term: 1, Data: []byte("x")}, {Index: 2, Term: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if s.res.Violation != "" {
 		t.Fatalf("false alarm: %s", s.res.Violation)
 	}
-	if err := b.Save(ctx, nil, []raft.Entry{{Index: 1, Term: 1, Data: []byte("y")}, {Index: 2, Term: 1}}); err != nil {
+	if err := b.Save(ctx, nil, []raftdata.Entry{{Index: 1, Term: 1, Data: []byte("y")}, {Index: 2, Term: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if s.res.Violation == "" {

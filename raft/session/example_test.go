@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 	"github.com/raftkit/raftkit/raft/session"
 )
@@ -25,7 +26,7 @@ type ledger struct {
 
 // Apply adds each amount to the balance. A command that does not parse
 // fails alone: its result is the error.
-func (l *ledger) Apply(entries []raft.Entry, results []any) error {
+func (l *ledger) Apply(entries []raftdata.Entry, results []any) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, e := range entries {
@@ -154,11 +155,11 @@ func startNode(ctx context.Context, sm raft.StateMachine) (*raft.Node, func(), e
 		net.Close()
 		_ = store.Close()
 	}
-	if err := node.Initialize(ctx, []raft.Member{{ID: 1, Addr: "node-1"}}); err != nil {
+	if err := node.Initialize(ctx, []raftdata.Member{{ID: 1, Addr: "node-1"}}); err != nil {
 		stop()
 		return nil, nil, err
 	}
-	for node.Role() != raft.RoleLeader {
+	for node.Role() != raftdata.RoleLeader {
 		select {
 		case <-ctx.Done():
 			stop()

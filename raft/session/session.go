@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Errors a command's result can be (errors.Is-able). The application sees
@@ -154,7 +155,7 @@ type Machine struct {
 	swept    uint64 // index of the last expiry sweep
 
 	// buffers reused across Apply calls
-	pass    []raft.Entry
+	pass    []raftdata.Entry
 	passIdx []int
 	passRes []any
 }
@@ -170,7 +171,7 @@ func (m *Machine) Sessions() int { return int(m.live.Load()) }
 
 // Apply applies entries: duplicates get their recorded result, the rest go
 // to the wrapped machine in one batch, in order.
-func (m *Machine) Apply(entries []raft.Entry, results []any) error {
+func (m *Machine) Apply(entries []raftdata.Entry, results []any) error {
 	defer func() { m.live.Store(int64(len(m.sessions))) }()
 	m.pass, m.passIdx = m.pass[:0], m.passIdx[:0]
 	type later struct{ at, pos int } // results[at] = result of pass[pos]

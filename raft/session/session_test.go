@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 	"github.com/raftkit/raftkit/raft/session"
 )
@@ -17,7 +18,7 @@ import (
 // counter counts the commands it applies; each result is the new count.
 type counter struct{ n int }
 
-func (c *counter) Apply(ents []raft.Entry, res []any) error {
+func (c *counter) Apply(ents []raftdata.Entry, res []any) error {
 	for i := range ents {
 		c.n++
 		res[i] = c.n
@@ -53,10 +54,10 @@ type log struct {
 
 func (l *log) apply(t *testing.T, cmds ...[]byte) []any {
 	t.Helper()
-	ents := make([]raft.Entry, len(cmds))
+	ents := make([]raftdata.Entry, len(cmds))
 	for i, c := range cmds {
 		l.next++
-		ents[i] = raft.Entry{Index: l.next, Term: 1, Data: c}
+		ents[i] = raftdata.Entry{Index: l.next, Term: 1, Data: c}
 	}
 	res := make([]any, len(cmds))
 	if err := l.m.Apply(ents, res); err != nil {
@@ -229,7 +230,7 @@ type tee struct {
 	sess *session.Machine
 }
 
-func (t tee) Apply(ents []raft.Entry, res []any) error {
+func (t tee) Apply(ents []raftdata.Entry, res []any) error {
 	if err := t.rec.Apply(ents, make([]any, len(ents))); err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ func (t tee) Restore(io.Reader) error          { return errors.New("no snapshots
 // answer) commits twice but is applied once on every node, and the retry
 // gets the first answer.
 func TestRetriedProposalAppliesOnce(t *testing.T) {
-	counters := map[raft.NodeID]*counter{}
+	counters := map[raftdata.NodeID]*counter{}
 	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{
 		Configure: func(cfg *raft.Config) {
 			counters[cfg.ID] = &counter{}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // benchEntryBytes is the payload size of every entry Bench saves.
@@ -41,8 +41,8 @@ func benchSave(b *testing.B, f Factory, n int) {
 		b.Fatalf("%s: %v", cInitialState, err)
 	}
 	data := payload(1, benchEntryBytes)
-	batch := make([]raft.Entry, n)
-	hs := raft.HardState{Term: 1, Vote: 1}
+	batch := make([]raftdata.Entry, n)
+	hs := raftdata.HardState{Term: 1, Vote: 1}
 	next, first := uint64(1), uint64(1)
 
 	b.SetBytes(int64(n * benchEntryBytes))
@@ -50,7 +50,7 @@ func benchSave(b *testing.B, f Factory, n int) {
 	b.ResetTimer()
 	for range b.N {
 		for j := range batch {
-			batch[j] = raft.Entry{Index: next + uint64(j), Term: 1, Data: data}
+			batch[j] = raftdata.Entry{Index: next + uint64(j), Term: 1, Data: data}
 		}
 		hs.Commit = next - 1
 		if err := s.Save(ctx, &hs, batch); err != nil {
@@ -59,7 +59,7 @@ func benchSave(b *testing.B, f Factory, n int) {
 		next += uint64(n)
 		if next-first >= benchCompactEvery {
 			b.StopTimer()
-			w, err := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: next - 1, Term: 1})
+			w, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: next - 1, Term: 1})
 			if err == nil {
 				err = w.Commit(ctx)
 			}

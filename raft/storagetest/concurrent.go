@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // The log the concurrency check writes is a function of the index, so that
@@ -23,8 +24,8 @@ func dataOf(i uint64) []byte {
 
 func snapDataOf(i uint64) []byte { return payload(i, 4096+int(i%1000)) }
 
-func entryOf(i uint64) raft.Entry {
-	return raft.Entry{Index: i, Term: termOf(i), Type: raft.EntryNormal, Data: dataOf(i)}
+func entryOf(i uint64) raftdata.Entry {
+	return raftdata.Entry{Index: i, Term: termOf(i), Type: raftdata.EntryNormal, Data: dataOf(i)}
 }
 
 // checkConcurrency uses the store as the runtime does: one goroutine orders
@@ -46,7 +47,7 @@ func checkConcurrency(h *harness) {
 
 	type pendingSnap struct {
 		w    raft.SnapshotWriter
-		meta raft.SnapshotMeta
+		meta raftdata.SnapshotMeta
 	}
 	pending := make(chan pendingSnap, 1) // written snapshots, for the writer to commit
 	ready := make(chan uint64, 1)        // LastIndex, for the snapshotter
@@ -70,7 +71,7 @@ func checkConcurrency(h *harness) {
 			if idx <= prev {
 				continue
 			}
-			meta := raft.SnapshotMeta{Index: idx, Term: termOf(idx), Membership: st.members.Clone()}
+			meta := raftdata.SnapshotMeta{Index: idx, Term: termOf(idx), Membership: st.members.Clone()}
 			w, err := s.CreateSnapshot(ctx, meta)
 			if err != nil {
 				report("CreateSnapshot(%d): %v", idx, err)
@@ -119,11 +120,11 @@ writer:
 			lo = max(h.m.first, next-min(next-1, rng.Uint64N(8)))
 		}
 		hi := next + 1 + rng.Uint64N(32)
-		batch := make([]raft.Entry, 0, hi-lo)
+		batch := make([]raftdata.Entry, 0, hi-lo)
 		for i := lo; i < hi; i++ {
 			batch = append(batch, entryOf(i))
 		}
-		hs := raft.HardState{Term: termOf(hi - 1), Vote: 1, Commit: lo - 1}
+		hs := raftdata.HardState{Term: termOf(hi - 1), Vote: 1, Commit: lo - 1}
 		h.m.save(&hs, batch)
 		if err := s.Save(ctx, &hs, batch); err != nil {
 			report("Save(entries [%d, %d)): %v", lo, hi, err)
@@ -181,7 +182,7 @@ writer:
 type sharedState struct {
 	first, last atomic.Uint64 // bounds as of the writer's last change
 	done        atomic.Bool   // the writer has finished
-	members     raft.Membership
+	members     raftdata.Membership
 	reads       atomic.Int64 // reader rounds, for the log
 	snapshots   atomic.Int64 // snapshots committed
 }
@@ -190,11 +191,11 @@ type sharedState struct {
 // inconsistency it sees.
 func concurrentReader(ctx context.Context, s raft.Storage, st *sharedState, seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, 3))
-	var kept []raft.Entry
+	var kept []raftdata.Entry
 	var keptLo uint64
-	checkRun := func(es []raft.Entry, lo uint64) error {
+	checkRun := func(es []raftdata.Entry, lo uint64) error {
 		for i, e := range es {
-			if want := entryOf(lo + uint64(i)); diffEntries([]raft.Entry{e}, []raft.Entry{want}) != "" {
+			if want := entryOf(lo + uint64(i)); diffEntries([]raftdata.Entry{e}, []raftdata.Entry{want}) != "" {
 				return fmt.Errorf("entry #%d from index %d is %s, want %s", i, lo, fmtEntry(e), fmtEntry(want))
 			}
 		}
@@ -246,7 +247,7 @@ func concurrentReader(ctx context.Context, s raft.Storage, st *sharedState, seed
 			if err != nil {
 				return fmt.Errorf("reading the snapshot at %d: %w", meta.Index, err)
 			}
-			want := raft.SnapshotMeta{Index: meta.Index, Term: termOf(meta.Index), Membership: st.members}
+			want := raftdata.SnapshotMeta{Index: meta.Index, Term: termOf(meta.Index), Membership: st.members}
 			if !metaEqual(meta, want) {
 				return fmt.Errorf("OpenSnapshot meta = %+v, want %+v", meta, want)
 			}

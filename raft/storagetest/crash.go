@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // OpenFunc opens a durable store on dir (called in the parent and in a child
@@ -183,7 +184,7 @@ type crashOp struct {
 	kind   string // "save", "snap" or "compact"
 	lo, hi uint64 // save: entries [lo, hi); snap: index lo; compact: up to lo
 	term   uint64 // save: term of the entries; snap: snapshot term
-	hs     *raft.HardState
+	hs     *raftdata.HardState
 }
 
 func (op crashOp) String() string {
@@ -230,7 +231,7 @@ func parseCrashOp(f []string) (crashOp, error) {
 		op.lo, op.hi, op.term = n[0], n[1], n[2]
 	case op.kind == "save" && len(n) == 6:
 		op.lo, op.hi, op.term = n[0], n[1], n[2]
-		op.hs = &raft.HardState{Term: n[3], Vote: raft.NodeID(n[4]), Commit: n[5]}
+		op.hs = &raftdata.HardState{Term: n[3], Vote: raftdata.NodeID(n[4]), Commit: n[5]}
 	case op.kind == "snap" && len(n) == 2:
 		op.lo, op.term = n[0], n[1]
 	case op.kind == "compact" && len(n) == 1:
@@ -244,8 +245,8 @@ func parseCrashOp(f []string) (crashOp, error) {
 // crashModel is what the store must hold: the entries are known by their
 // terms, their type and data being derived from index and term.
 type crashModel struct {
-	hs    raft.HardState
-	snap  raft.SnapshotMeta // Index 0: none
+	hs    raftdata.HardState
+	snap  raftdata.SnapshotMeta // Index 0: none
 	first uint64
 	terms []uint64 // terms of entries first..last
 }
@@ -297,35 +298,35 @@ func (m *crashModel) apply(op crashOp) error {
 // crashEntry is entry i of term term in the crash check: every 97th index
 // is an EntryConfig with a membership derived from the index; the others
 // carry 0 to 1499 bytes derived from index and term.
-func crashEntry(i, term uint64) raft.Entry {
+func crashEntry(i, term uint64) raftdata.Entry {
 	if i%97 == 0 {
-		return raft.Entry{Index: i, Term: term, Type: raft.EntryConfig, Data: raft.EncodeMembership(crashMembership(i + term))}
+		return raftdata.Entry{Index: i, Term: term, Type: raftdata.EntryConfig, Data: raftdata.EncodeMembership(crashMembership(i + term))}
 	}
 	n := int((i*7919 + term*104729) % 1500)
 	b := make([]byte, n)
 	for k := range b {
 		b[k] = byte(i>>(8*(k%8))) ^ byte(k) ^ byte(term*13)
 	}
-	return raft.Entry{Index: i, Term: term, Type: raft.EntryNormal, Data: b}
+	return raftdata.Entry{Index: i, Term: term, Type: raftdata.EntryNormal, Data: b}
 }
 
 // crashMembership is a membership derived from x.
-func crashMembership(x uint64) raft.Membership {
-	var m raft.Membership
+func crashMembership(x uint64) raftdata.Membership {
+	var m raftdata.Membership
 	for id := uint64(1); id <= 1+x%5; id++ {
-		m.Voters = append(m.Voters, raft.Member{ID: raft.NodeID(id), Addr: fmt.Sprintf("node-%d:%d", id, 7000+x%1000)})
+		m.Voters = append(m.Voters, raftdata.Member{ID: raftdata.NodeID(id), Addr: fmt.Sprintf("node-%d:%d", id, 7000+x%1000)})
 	}
 	if x%3 == 0 {
-		m.NonVoters = []raft.Member{{ID: raft.NodeID(10 + x%7), Addr: "learner"}}
+		m.NonVoters = []raftdata.Member{{ID: raftdata.NodeID(10 + x%7), Addr: "learner"}}
 	}
 	return m
 }
 
-func crashSnapMeta(index, term uint64) raft.SnapshotMeta {
+func crashSnapMeta(index, term uint64) raftdata.SnapshotMeta {
 	if index == 0 {
-		return raft.SnapshotMeta{}
+		return raftdata.SnapshotMeta{}
 	}
-	return raft.SnapshotMeta{Index: index, Term: term, Membership: crashMembership(index ^ term)}
+	return raftdata.SnapshotMeta{Index: index, Term: term, Membership: crashMembership(index ^ term)}
 }
 
 // crashSnapData is the snapshot at index of term term: 16 bytes to about
@@ -606,7 +607,7 @@ func verifyCrashStore(ctx context.Context, s raft.Storage, m *crashModel) error 
 		if err != nil {
 			return fmt.Errorf("Entries(%d, %d, 0) with bounds [%d, %d]: %v", lo, hi, first, last, err)
 		}
-		want := make([]raft.Entry, 0, hi-lo)
+		want := make([]raftdata.Entry, 0, hi-lo)
 		for i := lo; i < hi; i++ {
 			want = append(want, crashEntry(i, m.terms[i-first]))
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // crashWriter is the child process of RunCrash: it writes to the store
@@ -23,11 +24,11 @@ type crashWriter struct {
 	rng *rand.Rand
 
 	first, last, snap uint64
-	hs                raft.HardState // as stored
-	commit            uint64         // ≥ hs.Commit and the snapshot index, ≤ last
-	term              uint64         // term of new entries
-	vote              raft.NodeID
-	buf               []raft.Entry
+	hs                raftdata.HardState // as stored
+	commit            uint64             // ≥ hs.Commit and the snapshot index, ≤ last
+	term              uint64             // term of new entries
+	vote              raftdata.NodeID
+	buf               []raftdata.Entry
 }
 
 // runCrashChild is RunCrash in the child process. It does not return.
@@ -114,7 +115,7 @@ func (w *crashWriter) step() {
 	case r < 10:
 		// A new term replaces an uncommitted suffix (or appends).
 		w.term++
-		w.vote = raft.NodeID(1 + w.rng.Uint64N(5))
+		w.vote = raftdata.NodeID(1 + w.rng.Uint64N(5))
 		lo := w.commit + 1 + w.rng.Uint64N(w.last-w.commit+1)
 		w.save(true, lo, lo+1+w.rng.Uint64N(64))
 	case r < 16:
@@ -134,9 +135,9 @@ func (w *crashWriter) step() {
 // save saves entries [lo, hi) of the current term, with the hard state if
 // withHS.
 func (w *crashWriter) save(withHS bool, lo, hi uint64) {
-	var hs *raft.HardState
+	var hs *raftdata.HardState
 	if withHS {
-		hs = &raft.HardState{Term: w.term, Vote: w.vote, Commit: w.commit}
+		hs = &raftdata.HardState{Term: w.term, Vote: w.vote, Commit: w.commit}
 	}
 	w.buf = w.buf[:0]
 	for i := lo; i < hi; i++ {

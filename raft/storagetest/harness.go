@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Contracts of the operations the checks use to set a store up. A check
@@ -111,7 +112,7 @@ func (h *harness) reopenAndCheck(contract string) {
 }
 
 // save saves entries and hs and records them in the model.
-func (h *harness) save(hs *raft.HardState, entries []raft.Entry) {
+func (h *harness) save(hs *raftdata.HardState, entries []raftdata.Entry) {
 	h.t.Helper()
 	// Record first: the check may change entries once Save returns.
 	h.m.save(hs, entries)
@@ -122,7 +123,7 @@ func (h *harness) save(hs *raft.HardState, entries []raft.Entry) {
 
 // createSnapshot starts a snapshot and writes data to it in pieces of
 // varying sizes.
-func (h *harness) createSnapshot(meta raft.SnapshotMeta, data []byte) raft.SnapshotWriter {
+func (h *harness) createSnapshot(meta raftdata.SnapshotMeta, data []byte) raft.SnapshotWriter {
 	h.t.Helper()
 	w, err := h.s.CreateSnapshot(h.ctx, cloneMeta(meta))
 	if err != nil {
@@ -137,7 +138,7 @@ func (h *harness) createSnapshot(meta raft.SnapshotMeta, data []byte) raft.Snaps
 
 // commit commits w, which createSnapshot returned for meta and data, and
 // records the snapshot in the model.
-func (h *harness) commit(w raft.SnapshotWriter, meta raft.SnapshotMeta, data []byte) {
+func (h *harness) commit(w raft.SnapshotWriter, meta raftdata.SnapshotMeta, data []byte) {
 	h.t.Helper()
 	if err := w.Commit(h.ctx); err != nil {
 		h.fatalf(cCommit, "snapshot at index %d, term %d: %v", meta.Index, meta.Term, err)
@@ -146,7 +147,7 @@ func (h *harness) commit(w raft.SnapshotWriter, meta raft.SnapshotMeta, data []b
 }
 
 // snapshot writes and commits a snapshot.
-func (h *harness) snapshot(meta raft.SnapshotMeta, data []byte) {
+func (h *harness) snapshot(meta raftdata.SnapshotMeta, data []byte) {
 	h.t.Helper()
 	h.commit(h.createSnapshot(meta, data), meta, data)
 }
@@ -161,7 +162,7 @@ func (h *harness) compact(upTo uint64) {
 }
 
 // entries calls Entries and fails unless it succeeds.
-func (h *harness) entries(contract string, lo, hi uint64, maxBytes int) []raft.Entry {
+func (h *harness) entries(contract string, lo, hi uint64, maxBytes int) []raftdata.Entry {
 	h.t.Helper()
 	es, err := h.s.Entries(h.ctx, lo, hi, maxBytes)
 	if err != nil {
@@ -171,7 +172,7 @@ func (h *harness) entries(contract string, lo, hi uint64, maxBytes int) []raft.E
 }
 
 // wantEntries checks that Entries(lo, hi, 0) returns want.
-func (h *harness) wantEntries(contract string, lo, hi uint64, want []raft.Entry) {
+func (h *harness) wantEntries(contract string, lo, hi uint64, want []raftdata.Entry) {
 	h.t.Helper()
 	got := h.entries(contract, lo, hi, 0)
 	if d := diffEntries(got, want); d != "" {
@@ -281,7 +282,7 @@ func (h *harness) checkSnapshot(contract string) {
 }
 
 // wantSnapshot checks that OpenSnapshot returns meta and data.
-func (h *harness) wantSnapshot(contract string, meta raft.SnapshotMeta, data []byte) {
+func (h *harness) wantSnapshot(contract string, meta raftdata.SnapshotMeta, data []byte) {
 	h.t.Helper()
 	got, rc, err := h.s.OpenSnapshot(h.ctx)
 	if err != nil {
@@ -304,16 +305,16 @@ func (h *harness) wantSnapshot(contract string, meta raft.SnapshotMeta, data []b
 
 // model is what a store must hold after the operations a check performed.
 type model struct {
-	hs       raft.HardState
-	snap     raft.SnapshotMeta
+	hs       raftdata.HardState
+	snap     raftdata.SnapshotMeta
 	snapData []byte
-	first    uint64       // FirstIndex
-	ents     []raft.Entry // FirstIndex..LastIndex, deep copies
+	first    uint64           // FirstIndex
+	ents     []raftdata.Entry // FirstIndex..LastIndex, deep copies
 }
 
 func (m *model) last() uint64 { return m.first + uint64(len(m.ents)) - 1 }
 
-func (m *model) save(hs *raft.HardState, entries []raft.Entry) {
+func (m *model) save(hs *raftdata.HardState, entries []raftdata.Entry) {
 	if hs != nil {
 		m.hs = *hs
 	}
@@ -324,7 +325,7 @@ func (m *model) save(hs *raft.HardState, entries []raft.Entry) {
 	m.ents = append(m.ents[:at:at], cloneEntries(entries)...)
 }
 
-func (m *model) commitSnapshot(meta raft.SnapshotMeta, data []byte) {
+func (m *model) commitSnapshot(meta raftdata.SnapshotMeta, data []byte) {
 	i := meta.Index
 	if i < m.first || i > m.last() || m.ents[i-m.first].Term != meta.Term {
 		m.ents, m.first = nil, i+1
@@ -358,8 +359,8 @@ func writeInPieces(w io.Writer, data []byte) error {
 	return nil
 }
 
-func cloneEntries(es []raft.Entry) []raft.Entry {
-	out := make([]raft.Entry, len(es))
+func cloneEntries(es []raftdata.Entry) []raftdata.Entry {
+	out := make([]raftdata.Entry, len(es))
 	for i, e := range es {
 		e.Data = bytes.Clone(e.Data)
 		out[i] = e
@@ -367,20 +368,20 @@ func cloneEntries(es []raft.Entry) []raft.Entry {
 	return out
 }
 
-func cloneMeta(m raft.SnapshotMeta) raft.SnapshotMeta {
+func cloneMeta(m raftdata.SnapshotMeta) raftdata.SnapshotMeta {
 	m.Membership = m.Membership.Clone()
 	return m
 }
 
 // metaEqual compares snapshot metadata; nil and empty member lists are
 // equal.
-func metaEqual(a, b raft.SnapshotMeta) bool {
+func metaEqual(a, b raftdata.SnapshotMeta) bool {
 	return a.Index == b.Index && a.Term == b.Term && a.Membership.Equal(&b.Membership)
 }
 
 // diffEntries describes the first difference between got and want, or
 // returns "". Nil and empty Data are equal.
-func diffEntries(got, want []raft.Entry) string {
+func diffEntries(got, want []raftdata.Entry) string {
 	for i := range min(len(got), len(want)) {
 		g, w := got[i], want[i]
 		if g.Index != w.Index || g.Term != w.Term || g.Type != w.Type || !bytes.Equal(g.Data, w.Data) {
@@ -407,7 +408,7 @@ func diffBytes(got, want []byte) string {
 	return ""
 }
 
-func fmtEntry(e raft.Entry) string {
+func fmtEntry(e raftdata.Entry) string {
 	d := e.Data
 	if len(d) > 24 {
 		d = d[:24]
@@ -415,14 +416,14 @@ func fmtEntry(e raft.Entry) string {
 	return fmt.Sprintf("{Index %d, Term %d, Type %v, %d bytes of Data %q}", e.Index, e.Term, e.Type, len(e.Data), d)
 }
 
-func fmtRange(es []raft.Entry) string {
+func fmtRange(es []raftdata.Entry) string {
 	if len(es) == 0 {
 		return "[]"
 	}
 	return fmt.Sprintf("[%d..%d]", es[0].Index, es[len(es)-1].Index)
 }
 
-func fmtHS(hs *raft.HardState) string {
+func fmtHS(hs *raftdata.HardState) string {
 	if hs == nil {
 		return "nil"
 	}

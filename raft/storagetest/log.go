@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // checkNewStore: a new store holds nothing.
@@ -23,23 +24,23 @@ func checkNewStore(h *harness) {
 // and without entries.
 func checkHardStateRoundTrip(h *harness) {
 	const c = "Save: the hard state (term, vote and commit) must round-trip"
-	h.save(&raft.HardState{Term: 3, Vote: 2}, nil)
+	h.save(&raftdata.HardState{Term: 3, Vote: 2}, nil)
 	h.reopenAndCheck(c + " when saved without entries")
 
-	h.save(&raft.HardState{Term: 5, Vote: 1, Commit: 2}, mkEntries(1, 4, 5))
+	h.save(&raftdata.HardState{Term: 5, Vote: 1, Commit: 2}, mkEntries(1, 4, 5))
 	h.reopenAndCheck(c + " when saved with entries")
 
 	// Every field changes, including back to zero.
-	h.save(&raft.HardState{Term: 6, Vote: 0, Commit: 3}, nil)
+	h.save(&raftdata.HardState{Term: 6, Vote: 0, Commit: 3}, nil)
 	h.reopenAndCheck(c + " when a field returns to zero")
-	h.save(&raft.HardState{Term: 1 << 62, Vote: 1 << 61, Commit: 3}, nil)
+	h.save(&raftdata.HardState{Term: 1 << 62, Vote: 1 << 61, Commit: 3}, nil)
 	h.reopenAndCheck(c + " with large values")
 }
 
 // checkHardStateNil: Save with a nil hard state leaves it unchanged.
 func checkHardStateNil(h *harness) {
 	const c = "Save: entries with a nil hard state must leave the hard state unchanged"
-	h.save(&raft.HardState{Term: 4, Vote: 3, Commit: 1}, mkEntries(1, 3, 4))
+	h.save(&raftdata.HardState{Term: 4, Vote: 3, Commit: 1}, mkEntries(1, 3, 4))
 	h.save(nil, mkEntries(3, 6, 4))
 	h.reopenAndCheck(c)
 	h.save(nil, mkEntries(5, 7, 5)) // replacing a suffix
@@ -48,21 +49,21 @@ func checkHardStateNil(h *harness) {
 
 // variedEntries returns entries 1..12 of every type, with empty, small,
 // large and binary payloads and changing terms.
-func variedEntries() []raft.Entry {
+func variedEntries() []raftdata.Entry {
 	big := payload(1, 64<<10)
-	return []raft.Entry{
-		{Index: 1, Term: 1, Type: raft.EntryNoop},
-		{Index: 2, Term: 1, Type: raft.EntryConfig, Data: raft.EncodeMembership(fullMembership())},
-		{Index: 3, Term: 1, Type: raft.EntryNormal, Data: []byte("x")},
-		{Index: 4, Term: 1, Type: raft.EntryNormal, Data: []byte{}},
-		{Index: 5, Term: 2, Type: raft.EntryNoop},
-		{Index: 6, Term: 2, Type: raft.EntryNormal, Data: []byte{0, 0, 0, 0xff, 0, '\n', 0}},
-		{Index: 7, Term: 2, Type: raft.EntryNormal, Data: big},
-		{Index: 8, Term: 4, Type: raft.EntryNoop},
-		{Index: 9, Term: 4, Type: raft.EntryNormal, Data: payload(2, 1000)},
-		{Index: 10, Term: 4, Type: raft.EntryNormal, Data: []byte("ten")},
-		{Index: 11, Term: 1 << 40, Type: raft.EntryNoop},
-		{Index: 12, Term: 1 << 40, Type: raft.EntryNormal, Data: payload(3, 17)},
+	return []raftdata.Entry{
+		{Index: 1, Term: 1, Type: raftdata.EntryNoop},
+		{Index: 2, Term: 1, Type: raftdata.EntryConfig, Data: raftdata.EncodeMembership(fullMembership())},
+		{Index: 3, Term: 1, Type: raftdata.EntryNormal, Data: []byte("x")},
+		{Index: 4, Term: 1, Type: raftdata.EntryNormal, Data: []byte{}},
+		{Index: 5, Term: 2, Type: raftdata.EntryNoop},
+		{Index: 6, Term: 2, Type: raftdata.EntryNormal, Data: []byte{0, 0, 0, 0xff, 0, '\n', 0}},
+		{Index: 7, Term: 2, Type: raftdata.EntryNormal, Data: big},
+		{Index: 8, Term: 4, Type: raftdata.EntryNoop},
+		{Index: 9, Term: 4, Type: raftdata.EntryNormal, Data: payload(2, 1000)},
+		{Index: 10, Term: 4, Type: raftdata.EntryNormal, Data: []byte("ten")},
+		{Index: 11, Term: 1 << 40, Type: raftdata.EntryNoop},
+		{Index: 12, Term: 1 << 40, Type: raftdata.EntryNormal, Data: payload(3, 17)},
 	}
 }
 
@@ -85,12 +86,12 @@ func checkEntriesRanges(h *harness) {
 // one entry through.
 func checkEntriesMaxBytes(h *harness) {
 	const c = "Entries: maxBytes must stop before the total Entry.Size exceeds it, returning at least one entry"
-	var es []raft.Entry
+	var es []raftdata.Entry
 	for i, n := range []int{10, 0, 100, 50, 1000, 5, 5, 5, 300, 20} {
-		es = append(es, raft.Entry{Index: uint64(i + 1), Term: 1, Data: payload(uint64(i), n)})
+		es = append(es, raftdata.Entry{Index: uint64(i + 1), Term: 1, Data: payload(uint64(i), n)})
 	}
 	h.save(nil, es)
-	size := func(es []raft.Entry) int {
+	size := func(es []raftdata.Entry) int {
 		n := 0
 		for i := range es {
 			n += es[i].Size()
@@ -139,7 +140,7 @@ func checkEntriesEmpty(h *harness) {
 			}
 		}
 	}
-	h.snapshot(raft.SnapshotMeta{Index: 3, Term: 1}, []byte("3"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 3, Term: 1}, []byte("3"))
 	h.compact(3)
 	for i := uint64(4); i <= 6; i++ {
 		h.wantEntries(c+" after compaction", i, i, nil)
@@ -151,7 +152,7 @@ func checkEntriesCompacted(h *harness) {
 	const c = "Entries: lo < FirstIndex must fail with ErrCompacted"
 	const ct = cTermCompacted
 	h.save(nil, mkEntries(1, 11, 1))
-	h.snapshot(raft.SnapshotMeta{Index: 6, Term: 1}, []byte("6"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 6, Term: 1}, []byte("6"))
 	h.compact(6)
 	for _, lo := range []uint64{1, 5, 6} {
 		for _, hi := range []uint64{lo + 1, 7, 8, 11} {
@@ -184,7 +185,7 @@ func checkEntriesUnavailable(h *harness) {
 	for _, lo := range []uint64{1, 3, 5} {
 		h.wantEntriesErr(c, lo, 7, raft.ErrUnavailable)
 	}
-	h.snapshot(raft.SnapshotMeta{Index: 20, Term: 2}, []byte("20")) // discards the log
+	h.snapshot(raftdata.SnapshotMeta{Index: 20, Term: 2}, []byte("20")) // discards the log
 	probe(20)
 }
 
@@ -193,7 +194,7 @@ func checkEntriesUnavailable(h *harness) {
 func checkEntriesResultNotModified(h *harness) {
 	const c = "Entries: the returned slice must not be modified by the store afterwards"
 	h.save(nil, mkEntries(1, 11, 1))
-	var kept, want [][]raft.Entry
+	var kept, want [][]raftdata.Entry
 	read := func(lo, hi uint64) {
 		h.t.Helper()
 		es := h.entries(c, lo, hi, 0)
@@ -222,7 +223,7 @@ func checkEntriesResultNotModified(h *harness) {
 	unchanged("more reads")
 	h.save(nil, mkEntries(20, 30, 2))
 	unchanged("an append")
-	h.snapshot(raft.SnapshotMeta{Index: 12, Term: 2}, []byte("12"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 12, Term: 2}, []byte("12"))
 	h.compact(12)
 	unchanged("a snapshot and Compact")
 	h.verify(c)
@@ -233,7 +234,7 @@ func checkEntriesResultNotModified(h *harness) {
 // everything from its first index, even when it is shorter.
 func checkSaveReplacesSuffix(h *harness) {
 	const c = "Save: a conflicting suffix must be replaced"
-	hs := raft.HardState{Term: 1, Vote: 1, Commit: 3}
+	hs := raftdata.HardState{Term: 1, Vote: 1, Commit: 3}
 	h.save(&hs, mkEntries(1, 11, 1))
 	h.save(nil, mkEntries(6, 8, 2)) // shorter: 8..10 must go
 	h.verify(c + ", even by a shorter batch")
@@ -245,7 +246,7 @@ func checkSaveReplacesSuffix(h *harness) {
 	h.verify(c + " at LastIndex")
 	h.save(nil, mkEntries(1, 3, 5)) // the whole log
 	h.verify(c + " from FirstIndex")
-	h.snapshot(raft.SnapshotMeta{Index: 1, Term: 5}, []byte("1"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 1, Term: 5}, []byte("1"))
 	h.compact(1)
 	h.save(nil, mkEntries(2, 4, 6)) // at the new FirstIndex
 	h.verify(c + " from FirstIndex after compaction")
@@ -257,7 +258,7 @@ func checkSaveExtends(h *harness) {
 	const c = "Save: a batch at LastIndex+1 must extend the log"
 	next := uint64(1)
 	for i, n := range []uint64{1, 4, 1, 64, 300, 2} {
-		h.save(&raft.HardState{Term: uint64(i + 1), Commit: next - 1}, mkEntries(next, next+n, uint64(i+1)))
+		h.save(&raftdata.HardState{Term: uint64(i + 1), Commit: next - 1}, mkEntries(next, next+n, uint64(i+1)))
 		next += n
 		h.verify(c)
 	}
@@ -267,12 +268,12 @@ func checkSaveExtends(h *harness) {
 // Save returns.
 func checkSaveDoesNotRetain(h *harness) {
 	const c = "Save: must not retain the entries slice"
-	batch := make([]raft.Entry, 0, 16)
+	batch := make([]raftdata.Entry, 0, 16)
 	for round, lo := range []uint64{1, 9, 5} {
 		batch = append(batch[:0], mkEntries(lo, lo+8, uint64(round+1))...)
 		h.save(nil, batch)
 		for i := range batch { // reuse the slice, as the runtime does
-			batch[i] = raft.Entry{Index: 1000 + uint64(i), Term: 99, Type: raft.EntryConfig, Data: []byte("overwritten by the caller")}
+			batch[i] = raftdata.Entry{Index: 1000 + uint64(i), Term: 99, Type: raftdata.EntryConfig, Data: []byte("overwritten by the caller")}
 		}
 		h.verify(c)
 	}
@@ -294,7 +295,7 @@ func checkTermBoundaries(h *harness) {
 	h.wantTermErr(cu, 11, raft.ErrUnavailable)
 	h.wantTermErr(cu, 1000, raft.ErrUnavailable)
 
-	h.snapshot(raft.SnapshotMeta{Index: 7, Term: 2}, []byte("7"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 7, Term: 2}, []byte("7"))
 	h.wantTerm(c+" (with a snapshot inside the log)", 7, 2)
 	h.compact(7)
 	h.wantTerm(cs, 7, 2)
@@ -307,14 +308,14 @@ func checkTermBoundaries(h *harness) {
 	h.verify(c)
 
 	// Compacting below a newer snapshot: the snapshot index is in the log.
-	h.snapshot(raft.SnapshotMeta{Index: 9, Term: 2}, []byte("9"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 9, Term: 2}, []byte("9"))
 	h.compact(8)
 	h.wantTerm(c, 9, 2)
 	h.wantTermErr(cc, 8, raft.ErrCompacted)
 	h.verify(c)
 
 	// A snapshot that discards the log: only its index answers.
-	h.snapshot(raft.SnapshotMeta{Index: 30, Term: 7}, []byte("30"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 30, Term: 7}, []byte("30"))
 	h.wantTerm(cs+" (after the log was discarded)", 30, 7)
 	h.wantTermErr(cc, 29, raft.ErrCompacted)
 	h.wantTermErr(cu, 31, raft.ErrUnavailable)

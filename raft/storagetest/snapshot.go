@@ -5,13 +5,14 @@ import (
 	"io"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // tenEntries saves entries 1..5 of term 1 and 6..10 of term 2 with a hard
 // state, the starting point of most snapshot checks.
 func tenEntries(h *harness) {
 	h.t.Helper()
-	h.save(&raft.HardState{Term: 3, Vote: 2, Commit: 4}, join(mkEntries(1, 6, 1), mkEntries(6, 11, 2)))
+	h.save(&raftdata.HardState{Term: 3, Vote: 2, Commit: 4}, join(mkEntries(1, 6, 1), mkEntries(6, 11, 2)))
 }
 
 // checkSnapshotRoundTrip: a snapshot streamed in many writes reads back with
@@ -19,7 +20,7 @@ func tenEntries(h *harness) {
 func checkSnapshotRoundTrip(h *harness) {
 	const c = "OpenSnapshot: must return the committed snapshot's meta and bytes"
 	tenEntries(h)
-	meta := raft.SnapshotMeta{Index: 8, Term: 2, Membership: fullMembership()}
+	meta := raftdata.SnapshotMeta{Index: 8, Term: 2, Membership: fullMembership()}
 	data := payload(8, 3<<20+17) // several megabytes, in many writes
 	w := h.createSnapshot(meta, data)
 	h.checkSnapshot("CreateSnapshot: nothing must be visible before Commit")
@@ -30,7 +31,7 @@ func checkSnapshotRoundTrip(h *harness) {
 	h.verify("SnapshotWriter.Commit: must keep a log that holds (meta.Index, meta.Term)")
 
 	// A second snapshot, empty and with an empty membership, replaces it.
-	meta2 := raft.SnapshotMeta{Index: 10, Term: 2}
+	meta2 := raftdata.SnapshotMeta{Index: 10, Term: 2}
 	h.snapshot(meta2, nil)
 	h.wantSnapshot(c+" (an empty snapshot replacing a larger one)", meta2, nil)
 }
@@ -40,16 +41,16 @@ func checkSnapshotRoundTrip(h *harness) {
 func checkSnapshotAbort(h *harness) {
 	const c = "SnapshotWriter.Abort: must discard the snapshot"
 	tenEntries(h)
-	w := h.createSnapshot(raft.SnapshotMeta{Index: 12, Term: 3}, payload(1, 100<<10))
+	w := h.createSnapshot(raftdata.SnapshotMeta{Index: 12, Term: 3}, payload(1, 100<<10))
 	if err := w.Abort(); err != nil {
 		h.fatalf(c, "Abort: %v", err)
 	}
 	h.checkSnapshot(c + " (no snapshot may appear)")
 	h.verify(c + " (the log must be untouched)")
 
-	meta := raft.SnapshotMeta{Index: 5, Term: 1, Membership: fullMembership()}
+	meta := raftdata.SnapshotMeta{Index: 5, Term: 1, Membership: fullMembership()}
 	h.snapshot(meta, []byte("the snapshot at 5"))
-	w = h.createSnapshot(raft.SnapshotMeta{Index: 9, Term: 7}, []byte("aborted"))
+	w = h.createSnapshot(raftdata.SnapshotMeta{Index: 9, Term: 7}, []byte("aborted"))
 	if err := w.Abort(); err != nil {
 		h.fatalf(c, "Abort: %v", err)
 	}
@@ -57,7 +58,7 @@ func checkSnapshotAbort(h *harness) {
 	h.verify(c + " (the log must be untouched)")
 
 	const ca = "SnapshotWriter.Abort: after Commit must be a no-op"
-	meta = raft.SnapshotMeta{Index: 6, Term: 2}
+	meta = raftdata.SnapshotMeta{Index: 6, Term: 2}
 	data := []byte("the snapshot at 6")
 	w = h.createSnapshot(meta, data)
 	h.commit(w, meta, data)
@@ -74,7 +75,7 @@ func checkSnapshotAbort(h *harness) {
 func checkCommitKeepsLog(h *harness) {
 	const c = "SnapshotWriter.Commit: must keep a log that holds (meta.Index, meta.Term)"
 	tenEntries(h)
-	for _, meta := range []raft.SnapshotMeta{{Index: 1, Term: 1}, {Index: 5, Term: 1}, {Index: 6, Term: 2}, {Index: 10, Term: 2}} {
+	for _, meta := range []raftdata.SnapshotMeta{{Index: 1, Term: 1}, {Index: 5, Term: 1}, {Index: 6, Term: 2}, {Index: 10, Term: 2}} {
 		h.snapshot(meta, payload(meta.Index, 100))
 		h.verify(c)
 		h.checkSnapshot(c)
@@ -85,13 +86,13 @@ func checkCommitKeepsLog(h *harness) {
 // checkCommitDiscards returns a check that commits meta, which the log does
 // not hold, and expects the whole log discarded. With prefill the log first
 // holds entries 1..10.
-func checkCommitDiscards(meta raft.SnapshotMeta, prefill bool) func(*harness) {
+func checkCommitDiscards(meta raftdata.SnapshotMeta, prefill bool) func(*harness) {
 	return func(h *harness) {
 		const c = "SnapshotWriter.Commit: a log that does not hold (meta.Index, meta.Term) must be discarded, leaving FirstIndex = LastIndex+1 = meta.Index+1"
 		if prefill {
 			tenEntries(h)
 		} else {
-			h.save(&raft.HardState{Term: 1, Vote: 1}, nil)
+			h.save(&raftdata.HardState{Term: 1, Vote: 1}, nil)
 		}
 		h.snapshot(meta, payload(meta.Index, 1000))
 		if h.m.first != meta.Index+1 || len(h.m.ents) != 0 {
@@ -115,7 +116,7 @@ func checkCommitDiscards(meta raft.SnapshotMeta, prefill bool) func(*harness) {
 func checkReaderOutlivesNewer(h *harness) {
 	const c = "OpenSnapshot: a reader must keep reading its snapshot after a newer one commits"
 	tenEntries(h)
-	oldMeta := raft.SnapshotMeta{Index: 4, Term: 1}
+	oldMeta := raftdata.SnapshotMeta{Index: 4, Term: 1}
 	old := payload(4, 1<<20+5)
 	h.snapshot(oldMeta, old)
 	_, rc, err := h.s.OpenSnapshot(h.ctx)
@@ -133,7 +134,7 @@ func checkReaderOutlivesNewer(h *harness) {
 		h.fatalf(c, "reading the first bytes: %v", err)
 	}
 
-	newMeta := raft.SnapshotMeta{Index: 9, Term: 2, Membership: fullMembership()}
+	newMeta := raftdata.SnapshotMeta{Index: 9, Term: 2, Membership: fullMembership()}
 	h.snapshot(newMeta, payload(9, 1<<20+9))
 	h.compact(9)
 	h.save(nil, mkEntries(11, 13, 3))
@@ -156,7 +157,7 @@ func checkReaderOutlivesNewer(h *harness) {
 		h.fatalf(cOpen, "%v", err)
 	}
 	defer rc2.Close()
-	h.snapshot(raft.SnapshotMeta{Index: 12, Term: 3}, []byte("twelve"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 12, Term: 3}, []byte("twelve"))
 	b, err := io.ReadAll(rc2)
 	if err != nil {
 		h.fatalf(c, "reading: %v", err)
@@ -172,7 +173,7 @@ func checkReaderOutlivesNewer(h *harness) {
 func checkCompactDropsPrefix(h *harness) {
 	const c = "Compact: must discard the entries up to upTo, leaving FirstIndex = upTo+1"
 	tenEntries(h)
-	h.snapshot(raft.SnapshotMeta{Index: 7, Term: 2}, []byte("7"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 7, Term: 2}, []byte("7"))
 	h.compact(5)
 	h.verify(c)
 	h.compact(7)
@@ -197,7 +198,7 @@ func checkCompactBeyondSnapshot(h *harness) {
 	tenEntries(h)
 	wantErr(1)
 	wantErr(10)
-	h.snapshot(raft.SnapshotMeta{Index: 5, Term: 1}, []byte("5"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 5, Term: 1}, []byte("5"))
 	wantErr(6)
 	wantErr(10)
 	wantErr(11)
@@ -218,13 +219,13 @@ func checkCompactBelowFirst(h *harness) {
 	noop(0) // a new store
 	tenEntries(h)
 	noop(0)
-	h.snapshot(raft.SnapshotMeta{Index: 7, Term: 2}, []byte("7"))
+	h.snapshot(raftdata.SnapshotMeta{Index: 7, Term: 2}, []byte("7"))
 	noop(0)
 	h.compact(5)
 	noop(3)
 	noop(5)
 	noop(0)
-	h.snapshot(raft.SnapshotMeta{Index: 20, Term: 3}, []byte("20")) // discards the log
+	h.snapshot(raftdata.SnapshotMeta{Index: 20, Term: 3}, []byte("20")) // discards the log
 	noop(20)
 	noop(15)
 	h.reopenAndCheck(c + " (after Reopen)")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/storagetest"
 )
 
@@ -87,9 +88,9 @@ type faulty struct {
 	*memory.Storage
 	fault string
 
-	retained      []raft.Entry // retainsSaveSlice: the last batch saved
+	retained      []raftdata.Entry // retainsSaveSlice: the last batch saved
 	retainedFirst uint64
-	buf           []raft.Entry // reusesResultBuffer
+	buf           []raftdata.Entry // reusesResultBuffer
 }
 
 func (f *faulty) bounds() raft.State {
@@ -97,7 +98,7 @@ func (f *faulty) bounds() raft.State {
 	return st
 }
 
-func (f *faulty) Save(ctx context.Context, hs *raft.HardState, es []raft.Entry) error {
+func (f *faulty) Save(ctx context.Context, hs *raftdata.HardState, es []raftdata.Entry) error {
 	switch f.fault {
 	case "dropsHardStateWithoutEntries":
 		if len(es) == 0 {
@@ -124,7 +125,7 @@ func (f *faulty) Save(ctx context.Context, hs *raft.HardState, es []raft.Entry) 
 	return f.Storage.Save(ctx, hs, es)
 }
 
-func (f *faulty) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raft.Entry, error) {
+func (f *faulty) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raftdata.Entry, error) {
 	if f.fault == "ignoresMaxBytes" {
 		maxBytes = 0
 	}
@@ -161,7 +162,7 @@ func (f *faulty) Compact(ctx context.Context, upTo uint64) error {
 	return f.Storage.Compact(ctx, upTo)
 }
 
-func (f *faulty) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (raft.SnapshotWriter, error) {
+func (f *faulty) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (raft.SnapshotWriter, error) {
 	w, err := f.Storage.CreateSnapshot(ctx, meta)
 	if err != nil || f.fault != "abortCommits" {
 		return w, err
@@ -177,7 +178,7 @@ func (w abortCommits) Abort() error {
 	return nil
 }
 
-func (f *faulty) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadCloser, error) {
+func (f *faulty) OpenSnapshot(ctx context.Context) (raftdata.SnapshotMeta, io.ReadCloser, error) {
 	meta, rc, err := f.Storage.OpenSnapshot(ctx)
 	if err != nil || f.fault != "readerFollowsLatest" {
 		return meta, rc, err

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Run runs every contract check of raft.Storage and raft.SnapshotWriter as a
@@ -44,10 +44,10 @@ var checks = []check{
 	{"Snapshot/RoundTrip", checkSnapshotRoundTrip},
 	{"Snapshot/Abort", checkSnapshotAbort},
 	{"Snapshot/CommitKeepsMatchingLog", checkCommitKeepsLog},
-	{"Snapshot/CommitDiscardsLog/TermMismatch", checkCommitDiscards(raft.SnapshotMeta{Index: 7, Term: 3}, true)},
-	{"Snapshot/CommitDiscardsLog/LastIndexTermMismatch", checkCommitDiscards(raft.SnapshotMeta{Index: 10, Term: 3}, true)},
-	{"Snapshot/CommitDiscardsLog/BeyondLastIndex", checkCommitDiscards(raft.SnapshotMeta{Index: 20, Term: 3}, true)},
-	{"Snapshot/CommitDiscardsLog/EmptyStore", checkCommitDiscards(raft.SnapshotMeta{Index: 5, Term: 2}, false)},
+	{"Snapshot/CommitDiscardsLog/TermMismatch", checkCommitDiscards(raftdata.SnapshotMeta{Index: 7, Term: 3}, true)},
+	{"Snapshot/CommitDiscardsLog/LastIndexTermMismatch", checkCommitDiscards(raftdata.SnapshotMeta{Index: 10, Term: 3}, true)},
+	{"Snapshot/CommitDiscardsLog/BeyondLastIndex", checkCommitDiscards(raftdata.SnapshotMeta{Index: 20, Term: 3}, true)},
+	{"Snapshot/CommitDiscardsLog/EmptyStore", checkCommitDiscards(raftdata.SnapshotMeta{Index: 5, Term: 2}, false)},
 	{"Snapshot/ReaderOutlivesNewerSnapshot", checkReaderOutlivesNewer},
 	{"Compact/DropsPrefix", checkCompactDropsPrefix},
 	{"Compact/BeyondSnapshotIndex", checkCompactBeyondSnapshot},
@@ -61,17 +61,17 @@ var checks = []check{
 
 // mkEntries returns normal entries with indexes in [lo, hi) and the given
 // term, each with a payload naming its index and term.
-func mkEntries(lo, hi, term uint64) []raft.Entry {
-	var out []raft.Entry
+func mkEntries(lo, hi, term uint64) []raftdata.Entry {
+	var out []raftdata.Entry
 	for i := lo; i < hi; i++ {
-		out = append(out, raft.Entry{Index: i, Term: term, Data: fmt.Appendf(nil, "entry %d of term %d", i, term)})
+		out = append(out, raftdata.Entry{Index: i, Term: term, Data: fmt.Appendf(nil, "entry %d of term %d", i, term)})
 	}
 	return out
 }
 
 // join concatenates batches.
-func join(batches ...[]raft.Entry) []raft.Entry {
-	var out []raft.Entry
+func join(batches ...[]raftdata.Entry) []raftdata.Entry {
+	var out []raftdata.Entry
 	for _, b := range batches {
 		out = append(out, b...)
 	}
@@ -90,11 +90,11 @@ func payload(seed uint64, n int) []byte {
 
 // fullMembership is a joint configuration with non-voters and removed nodes,
 // so that every field of a Membership is exercised.
-func fullMembership() raft.Membership {
-	return raft.Membership{
-		Voters:         []raft.Member{{ID: 1, Addr: "10.0.0.1:7000"}, {ID: 2, Addr: "node-2.example:7000"}, {ID: 4, Addr: "[::1]:7004"}},
-		OutgoingVoters: []raft.Member{{ID: 1, Addr: "10.0.0.1:7000"}, {ID: 2, Addr: "node-2.example:7000"}, {ID: 3, Addr: "nœud-3:7003"}},
-		NonVoters:      []raft.Member{{ID: 5, Addr: ""}, {ID: 1 << 40, Addr: "learner"}},
-		Removed:        []raft.Member{{ID: 6, Addr: "six"}, {ID: 9}, {ID: 1 << 50, Addr: "big"}},
+func fullMembership() raftdata.Membership {
+	return raftdata.Membership{
+		Voters:         []raftdata.Member{{ID: 1, Addr: "10.0.0.1:7000"}, {ID: 2, Addr: "node-2.example:7000"}, {ID: 4, Addr: "[::1]:7004"}},
+		OutgoingVoters: []raftdata.Member{{ID: 1, Addr: "10.0.0.1:7000"}, {ID: 2, Addr: "node-2.example:7000"}, {ID: 3, Addr: "nœud-3:7003"}},
+		NonVoters:      []raftdata.Member{{ID: 5, Addr: ""}, {ID: 1 << 40, Addr: "learner"}},
+		Removed:        []raftdata.Member{{ID: 6, Addr: "six"}, {ID: 9}, {ID: 1 << 50, Addr: "big"}},
 	}
 }

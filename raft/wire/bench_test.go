@@ -3,21 +3,21 @@ package wire
 import (
 	"testing"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // benchMsgApp is a MsgApp carrying 64 entries of 128 bytes.
-func benchMsgApp() raft.Message {
-	m := raft.Message{
-		Type: raft.MsgApp, Group: 3, From: 1, To: 2, Term: 42, LogTerm: 42,
-		Index: 1_000_000, Commit: 999_990, Entries: make([]raft.Entry, 64),
+func benchMsgApp() raftdata.Message {
+	m := raftdata.Message{
+		Type: raftdata.MsgApp, Group: 3, From: 1, To: 2, Term: 42, LogTerm: 42,
+		Index: 1_000_000, Commit: 999_990, Entries: make([]raftdata.Entry, 64),
 	}
 	for i := range m.Entries {
 		data := make([]byte, 128)
 		for j := range data {
 			data[j] = byte(i + j)
 		}
-		m.Entries[i] = raft.Entry{Index: m.Index + 1 + uint64(i), Term: 42, Data: data}
+		m.Entries[i] = raftdata.Entry{Index: m.Index + 1 + uint64(i), Term: 42, Data: data}
 	}
 	return m
 }
@@ -53,9 +53,9 @@ func BenchmarkMessageSizeMsgApp(b *testing.B) {
 }
 
 func BenchmarkDecodeBatchHeartbeats(b *testing.B) {
-	msgs := make([]raft.Message, 64)
+	msgs := make([]raftdata.Message, 64)
 	for i := range msgs {
-		msgs[i] = raft.Message{Type: raft.MsgHeartbeat, Group: raft.GroupID(i), From: 1, To: 2, Term: 7, Commit: 1000, Context: uint64(i)}
+		msgs[i] = raftdata.Message{Type: raftdata.MsgHeartbeat, Group: raftdata.GroupID(i), From: 1, To: 2, Term: 7, Commit: 1000, Context: uint64(i)}
 	}
 	buf := AppendBatch(nil, 1, msgs)
 	b.SetBytes(int64(len(buf)))

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // DecodeMessage decodes one message from the front of b, as written by
@@ -17,12 +17,12 @@ import (
 // data first if the buffer is recycled. Empty byte fields decode as nil.
 // Everything else, including the snapshot membership, is copied out.
 //
-// Any malformed input yields an error wrapping raft.ErrCorrupt: ErrVersion
+// Any malformed input yields an error wrapping raftdata.ErrCorrupt: ErrVersion
 // for an unknown version byte, ErrTooLarge when the message exceeds lim
-// (whose zero fields take their defaults), and a plain raft.ErrCorrupt
+// (whose zero fields take their defaults), and a plain raftdata.ErrCorrupt
 // error otherwise. DecodeMessage never panics, and it allocates only after
 // checking each count and length against both lim and the bytes remaining.
-func DecodeMessage(b []byte, lim Limits) (m raft.Message, n int, err error) {
+func DecodeMessage(b []byte, lim Limits) (m raftdata.Message, n int, err error) {
 	lim = lim.withDefaults()
 	n, err = decodeMessage(b, &lim, &m)
 	return m, n, err
@@ -32,8 +32,8 @@ func DecodeMessage(b []byte, lim Limits) (m raft.Message, n int, err error) {
 // exactly b: trailing bytes are an error.
 //
 // A frame stamped with a cluster ID other than clusterID yields an error
-// wrapping ErrClusterMismatch (and not raft.ErrCorrupt). An unknown magic or
-// malformed bytes yield errors wrapping raft.ErrCorrupt, an unknown version
+// wrapping ErrClusterMismatch (and not raftdata.ErrCorrupt). An unknown magic or
+// malformed bytes yield errors wrapping raftdata.ErrCorrupt, an unknown version
 // ErrVersion, and a frame over lim (whose zero fields take their defaults)
 // ErrTooLarge. Each message is held to lim.MaxMessageBytes and
 // lim.MaxEntries on its own. DecodeBatch never panics, and it allocates only
@@ -42,7 +42,7 @@ func DecodeMessage(b []byte, lim Limits) (m raft.Message, n int, err error) {
 //
 // Aliasing: as with DecodeMessage, decoded byte slices point into b, which
 // the caller must not modify or reuse while the messages are in use.
-func DecodeBatch(b []byte, clusterID uint64, lim Limits) ([]raft.Message, error) {
+func DecodeBatch(b []byte, clusterID uint64, lim Limits) ([]raftdata.Message, error) {
 	lim = lim.withDefaults()
 	if len(b) < 2 || b[0] != batchMagic0 || b[1] != batchMagic1 {
 		return nil, corruptf("batch: bad magic")
@@ -71,7 +71,7 @@ func DecodeBatch(b []byte, clusterID uint64, lim Limits) ([]raft.Message, error)
 	if count > uint64(len(rest)/minMessageSize) {
 		return nil, corruptf("batch: %d messages cannot fit in %d bytes", count, len(rest))
 	}
-	msgs := make([]raft.Message, count)
+	msgs := make([]raftdata.Message, count)
 	for i := range msgs {
 		n, err := decodeMessage(rest, &lim, &msgs[i])
 		if err != nil {
@@ -183,14 +183,14 @@ func (d *decoder) bytes() []byte {
 
 // decodeMessage implements DecodeMessage for limits already defaulted,
 // decoding into *m, which must be zero. On error *m is left zero.
-func decodeMessage(b []byte, lim *Limits, m *raft.Message) (int, error) {
+func decodeMessage(b []byte, lim *Limits, m *raftdata.Message) (int, error) {
 	d := decoder{b: b, max: lim.MaxMessageBytes}
 	if len(b) > lim.MaxMessageBytes {
 		d.b, d.clipped = b[:lim.MaxMessageBytes], true
 	}
 	d.message(lim, m)
 	if d.err != nil {
-		*m = raft.Message{}
+		*m = raftdata.Message{}
 		return 0, d.err
 	}
 	return d.pos, nil
@@ -198,7 +198,7 @@ func decodeMessage(b []byte, lim *Limits, m *raft.Message) (int, error) {
 
 // message reads a whole message into *m, which must be zero. The result is
 // meaningless if d.err is set.
-func (d *decoder) message(lim *Limits, m *raft.Message) {
+func (d *decoder) message(lim *Limits, m *raftdata.Message) {
 	v := d.byte()
 	if d.err == nil && v != Version {
 		d.fail(fmt.Errorf("%w: message version %d", ErrVersion, v))
@@ -207,7 +207,7 @@ func (d *decoder) message(lim *Limits, m *raft.Message) {
 	if d.err != nil {
 		return
 	}
-	if t < byte(raft.MsgApp) || t > byte(raft.MsgSnapResp) {
+	if t < byte(raftdata.MsgApp) || t > byte(raftdata.MsgSnapResp) {
 		d.fail(corruptf("unknown message type %d", t))
 		return
 	}
@@ -215,12 +215,12 @@ func (d *decoder) message(lim *Limits, m *raft.Message) {
 		d.fail(corruptf("bad flags %#x", flags))
 		return
 	}
-	m.Type = raft.MessageType(t)
+	m.Type = raftdata.MessageType(t)
 	m.Reject = flags&flagReject != 0
 	m.Transfer = flags&flagTransfer != 0
-	m.Group = raft.GroupID(d.uvarint())
-	m.From = raft.NodeID(d.uvarint())
-	m.To = raft.NodeID(d.uvarint())
+	m.Group = raftdata.GroupID(d.uvarint())
+	m.From = raftdata.NodeID(d.uvarint())
+	m.To = raftdata.NodeID(d.uvarint())
 	m.Term = d.uvarint()
 	m.LogTerm = d.uvarint()
 	m.Index = d.uvarint()
@@ -238,7 +238,7 @@ func (d *decoder) message(lim *Limits, m *raft.Message) {
 }
 
 // entries reads the entry count and the entries.
-func (d *decoder) entries(lim *Limits) []raft.Entry {
+func (d *decoder) entries(lim *Limits) []raftdata.Entry {
 	count := d.uvarint()
 	if count == 0 || d.err != nil {
 		return nil
@@ -251,7 +251,7 @@ func (d *decoder) entries(lim *Limits) []raft.Entry {
 		d.short()
 		return nil
 	}
-	ents := make([]raft.Entry, count)
+	ents := make([]raftdata.Entry, count)
 	for i := range ents {
 		e := &ents[i]
 		e.Index = d.uvarint()
@@ -261,18 +261,18 @@ func (d *decoder) entries(lim *Limits) []raft.Entry {
 		if d.err != nil {
 			return nil
 		}
-		if t > byte(raft.EntryConfig) {
+		if t > byte(raftdata.EntryConfig) {
 			d.fail(corruptf("unknown entry type %d", t))
 			return nil
 		}
-		e.Type = raft.EntryType(t)
+		e.Type = raftdata.EntryType(t)
 	}
 	return ents
 }
 
 // snapshot reads a snapshot chunk, all but its Done flag.
-func (d *decoder) snapshot() *raft.SnapshotChunk {
-	var s raft.SnapshotChunk
+func (d *decoder) snapshot() *raftdata.SnapshotChunk {
+	var s raftdata.SnapshotChunk
 	s.Meta.Index = d.uvarint()
 	s.Meta.Term = d.uvarint()
 	mb := d.bytes()
@@ -280,7 +280,7 @@ func (d *decoder) snapshot() *raft.SnapshotChunk {
 		return nil
 	}
 	var err error
-	if s.Meta.Membership, err = raft.DecodeMembership(mb); err != nil {
+	if s.Meta.Membership, err = raftdata.DecodeMembership(mb); err != nil {
 		d.fail(fmt.Errorf("wire: snapshot membership: %w", err))
 		return nil
 	}

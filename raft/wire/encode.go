@@ -5,7 +5,7 @@ import (
 	"math/bits"
 	"slices"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // AppendMessage appends the encoding of m to dst and returns the extended
@@ -14,12 +14,12 @@ import (
 // Every field of m is written, whatever its type. The encoding decodes back
 // to m except that empty and nil slices are not told apart (both decode as
 // nil). A message whose Type or entry types are out of range, or whose
-// snapshot membership does not survive raft.DecodeMembership (for example
+// snapshot membership does not survive raftdata.DecodeMembership (for example
 // a member with ID 0), encodes but does not decode.
-func AppendMessage(dst []byte, m *raft.Message) []byte {
+func AppendMessage(dst []byte, m *raftdata.Message) []byte {
 	var mb []byte
 	if m.Snapshot != nil {
-		mb = raft.EncodeMembership(m.Snapshot.Meta.Membership)
+		mb = raftdata.EncodeMembership(m.Snapshot.Meta.Membership)
 	}
 	dst = slices.Grow(dst, messageSize(m, mb))
 	var flags byte
@@ -70,16 +70,16 @@ func AppendMessage(dst []byte, m *raft.Message) []byte {
 // MessageSize returns the exact number of bytes AppendMessage writes for m,
 // so that transports can cap batches before encoding. For a message with a
 // snapshot chunk it encodes the chunk's membership to measure it.
-func MessageSize(m *raft.Message) int {
+func MessageSize(m *raftdata.Message) int {
 	var mb []byte
 	if m.Snapshot != nil {
-		mb = raft.EncodeMembership(m.Snapshot.Meta.Membership)
+		mb = raftdata.EncodeMembership(m.Snapshot.Meta.Membership)
 	}
 	return messageSize(m, mb)
 }
 
 // messageSize is MessageSize given the snapshot membership's encoding mb.
-func messageSize(m *raft.Message, mb []byte) int {
+func messageSize(m *raftdata.Message, mb []byte) int {
 	n := 3 +
 		uvarintLen(uint64(m.Group)) + uvarintLen(uint64(m.From)) + uvarintLen(uint64(m.To)) +
 		uvarintLen(m.Term) + uvarintLen(m.LogTerm) + uvarintLen(m.Index) +
@@ -106,7 +106,7 @@ func BatchHeaderSize(count int) int {
 // AppendBatch appends a batch frame holding msgs, stamped with clusterID,
 // to dst and returns the extended slice. See the package documentation for
 // the layout.
-func AppendBatch(dst []byte, clusterID uint64, msgs []raft.Message) []byte {
+func AppendBatch(dst []byte, clusterID uint64, msgs []raftdata.Message) []byte {
 	dst = append(dst, batchMagic0, batchMagic1, Version)
 	dst = binary.LittleEndian.AppendUint64(dst, clusterID)
 	dst = binary.AppendUvarint(dst, uint64(len(msgs)))

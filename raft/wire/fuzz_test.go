@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // fuzzClusterID is the cluster ID of the batch seeds and fuzz target.
@@ -24,8 +24,8 @@ func checkDecodeMessage(t testing.TB, b []byte, lim Limits) {
 	t.Helper()
 	m, n, err := DecodeMessage(b, lim)
 	if err != nil {
-		if !errors.Is(err, raft.ErrCorrupt) {
-			t.Fatalf("DecodeMessage error does not wrap raft.ErrCorrupt: %v", err)
+		if !errors.Is(err, raftdata.ErrCorrupt) {
+			t.Fatalf("DecodeMessage error does not wrap raftdata.ErrCorrupt: %v", err)
 		}
 		return
 	}
@@ -51,8 +51,8 @@ func checkDecodeBatch(t testing.TB, b []byte, clusterID uint64, lim Limits) {
 	t.Helper()
 	msgs, err := DecodeBatch(b, clusterID, lim)
 	if err != nil {
-		if !errors.Is(err, raft.ErrCorrupt) && !errors.Is(err, ErrClusterMismatch) {
-			t.Fatalf("DecodeBatch error wraps neither raft.ErrCorrupt nor ErrClusterMismatch: %v", err)
+		if !errors.Is(err, raftdata.ErrCorrupt) && !errors.Is(err, ErrClusterMismatch) {
+			t.Fatalf("DecodeBatch error wraps neither raftdata.ErrCorrupt nor ErrClusterMismatch: %v", err)
 		}
 		return
 	}
@@ -70,9 +70,9 @@ func checkDecodeBatch(t testing.TB, b []byte, clusterID uint64, lim Limits) {
 }
 
 // seedMessages returns one small message of each type, fields randomized.
-func seedMessages() []raft.Message {
+func seedMessages() []raftdata.Message {
 	r := rand.New(rand.NewPCG(0x5EED, 1))
-	var msgs []raft.Message
+	var msgs []raftdata.Message
 	for _, typ := range allTypes {
 		m := randMessage(r, typ)
 		if len(m.Entries) > 3 {

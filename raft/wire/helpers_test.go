@@ -6,14 +6,14 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // allTypes lists every message type.
-var allTypes = []raft.MessageType{
-	raft.MsgApp, raft.MsgAppResp, raft.MsgVote, raft.MsgVoteResp,
-	raft.MsgPreVote, raft.MsgPreVoteResp, raft.MsgHeartbeat,
-	raft.MsgHeartbeatResp, raft.MsgTimeoutNow, raft.MsgSnap, raft.MsgSnapResp,
+var allTypes = []raftdata.MessageType{
+	raftdata.MsgApp, raftdata.MsgAppResp, raftdata.MsgVote, raftdata.MsgVoteResp,
+	raftdata.MsgPreVote, raftdata.MsgPreVoteResp, raftdata.MsgHeartbeat,
+	raftdata.MsgHeartbeatResp, raftdata.MsgTimeoutNow, raftdata.MsgSnap, raftdata.MsgSnapResp,
 }
 
 // randU64 favours edge values: zero, one-byte varints, the largest values.
@@ -60,34 +60,34 @@ func randBytes(r *rand.Rand) []byte {
 	return b
 }
 
-func randMembers(r *rand.Rand) []raft.Member {
+func randMembers(r *rand.Rand) []raftdata.Member {
 	switch r.IntN(4) {
 	case 0:
 		return nil
 	case 1:
-		return []raft.Member{}
+		return []raftdata.Member{}
 	}
-	ms := make([]raft.Member, 1+r.IntN(5))
+	ms := make([]raftdata.Member, 1+r.IntN(5))
 	for i := range ms {
 		addr := make([]byte, r.IntN(40))
 		for j := range addr {
 			addr[j] = byte(r.Uint32())
 		}
-		ms[i] = raft.Member{ID: raft.NodeID(max(1, randU64(r))), Addr: string(addr)}
+		ms[i] = raftdata.Member{ID: raftdata.NodeID(max(1, randU64(r))), Addr: string(addr)}
 	}
 	return ms
 }
 
-func randMembership(r *rand.Rand) raft.Membership {
-	m := raft.Membership{
+func randMembership(r *rand.Rand) raftdata.Membership {
+	m := raftdata.Membership{
 		Voters:         randMembers(r),
 		OutgoingVoters: randMembers(r),
 		NonVoters:      randMembers(r),
 	}
 	if r.IntN(2) == 0 {
-		m.Removed = []raft.Member{}
+		m.Removed = []raftdata.Member{}
 		for range r.IntN(4) {
-			m.Removed = append(m.Removed, raft.Member{ID: raft.NodeID(max(1, randU64(r)))})
+			m.Removed = append(m.Removed, raftdata.Member{ID: raftdata.NodeID(max(1, randU64(r)))})
 		}
 	}
 	return m
@@ -95,12 +95,12 @@ func randMembership(r *rand.Rand) raft.Membership {
 
 // randMessage returns a message of type t with every field randomized, even
 // those t does not use: the codec must carry them all.
-func randMessage(r *rand.Rand, t raft.MessageType) raft.Message {
-	m := raft.Message{
+func randMessage(r *rand.Rand, t raftdata.MessageType) raftdata.Message {
+	m := raftdata.Message{
 		Type:     t,
-		Group:    raft.GroupID(randU64(r)),
-		From:     raft.NodeID(randU64(r)),
-		To:       raft.NodeID(randU64(r)),
+		Group:    raftdata.GroupID(randU64(r)),
+		From:     raftdata.NodeID(randU64(r)),
+		To:       raftdata.NodeID(randU64(r)),
 		Term:     randU64(r),
 		LogTerm:  randU64(r),
 		Index:    randU64(r),
@@ -114,21 +114,21 @@ func randMessage(r *rand.Rand, t raft.MessageType) raft.Message {
 	switch r.IntN(4) {
 	case 0:
 	case 1:
-		m.Entries = []raft.Entry{}
+		m.Entries = []raftdata.Entry{}
 	default:
-		m.Entries = make([]raft.Entry, r.IntN(20))
+		m.Entries = make([]raftdata.Entry, r.IntN(20))
 		for i := range m.Entries {
-			m.Entries[i] = raft.Entry{
+			m.Entries[i] = raftdata.Entry{
 				Index: randU64(r),
 				Term:  randU64(r),
-				Type:  raft.EntryType(r.IntN(3)),
+				Type:  raftdata.EntryType(r.IntN(3)),
 				Data:  randBytes(r),
 			}
 		}
 	}
-	if t == raft.MsgSnap || r.IntN(4) == 0 {
-		m.Snapshot = &raft.SnapshotChunk{
-			Meta: raft.SnapshotMeta{
+	if t == raftdata.MsgSnap || r.IntN(4) == 0 {
+		m.Snapshot = &raftdata.SnapshotChunk{
+			Meta: raftdata.SnapshotMeta{
 				Index:      randU64(r),
 				Term:       randU64(r),
 				Membership: randMembership(r),
@@ -143,18 +143,18 @@ func randMessage(r *rand.Rand, t raft.MessageType) raft.Message {
 
 // normalize returns a deep copy of m with every empty slice made nil, the
 // one difference a round trip may introduce.
-func normalize(m raft.Message) raft.Message {
+func normalize(m raftdata.Message) raftdata.Message {
 	nb := func(b []byte) []byte {
 		if len(b) == 0 {
 			return nil
 		}
 		return append([]byte(nil), b...)
 	}
-	nm := func(s []raft.Member) []raft.Member {
+	nm := func(s []raftdata.Member) []raftdata.Member {
 		if len(s) == 0 {
 			return nil
 		}
-		return append([]raft.Member(nil), s...)
+		return append([]raftdata.Member(nil), s...)
 	}
 	out := m
 	out.Entries = nil
@@ -176,7 +176,7 @@ func normalize(m raft.Message) raft.Message {
 }
 
 // checkEqual fails t unless a and b are equal up to nil versus empty slices.
-func checkEqual(t testing.TB, got, want raft.Message) {
+func checkEqual(t testing.TB, got, want raftdata.Message) {
 	t.Helper()
 	if g, w := normalize(got), normalize(want); !reflect.DeepEqual(g, w) {
 		t.Fatalf("round trip mismatch:\n got %+v\nwant %+v", summary(g), summary(w))
@@ -184,7 +184,7 @@ func checkEqual(t testing.TB, got, want raft.Message) {
 }
 
 // summary keeps failure output readable when data is large.
-func summary(m raft.Message) raft.Message {
+func summary(m raftdata.Message) raftdata.Message {
 	for i := range m.Entries {
 		if len(m.Entries[i].Data) > 32 {
 			m.Entries[i].Data = m.Entries[i].Data[:32]

@@ -1,5 +1,5 @@
 // Package wire is the binary codec every raftkit network adapter uses to put
-// raft.Message values on the wire. It is versioned, compact, uses no
+// raftdata.Message values on the wire. It is versioned, compact, uses no
 // reflection, and its decoders accept arbitrary bytes: they return an error,
 // never panic, and never allocate more than the input length justifies.
 //
@@ -11,7 +11,7 @@
 //	field            encoding
 //	---------------  -----------------------------------------------------
 //	version          1 byte, Version (1)
-//	type             1 byte, raft.MessageType (MsgApp..MsgSnapResp)
+//	type             1 byte, raftdata.MessageType (MsgApp..MsgSnapResp)
 //	flags            1 byte: 0x01 Reject, 0x02 Transfer,
 //	                         0x04 snapshot present, 0x08 snapshot Done
 //	Group            varint
@@ -27,12 +27,12 @@
 //	entry count      varint, then per entry:
 //	  Index          varint
 //	  Term           varint
-//	  Type           1 byte, raft.EntryType (EntryNormal..EntryConfig)
+//	  Type           1 byte, raftdata.EntryType (EntryNormal..EntryConfig)
 //	  Data           varint length + bytes
 //	snapshot         only when flag 0x04 is set:
 //	  Meta.Index     varint
 //	  Meta.Term      varint
-//	  Meta.Membership varint length + raft.EncodeMembership bytes
+//	  Meta.Membership varint length + raftdata.EncodeMembership bytes
 //	  Offset         varint
 //	  Data           varint length + bytes
 //
@@ -56,7 +56,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Version is the format version written by AppendMessage and AppendBatch and
@@ -99,21 +99,21 @@ func (lim Limits) withDefaults() Limits {
 
 var (
 	// ErrClusterMismatch is returned by DecodeBatch for a well-formed frame
-	// sent by a member of another cluster. It does not wrap raft.ErrCorrupt:
+	// sent by a member of another cluster. It does not wrap raftdata.ErrCorrupt:
 	// the bytes are fine, they are just not meant for this cluster.
 	ErrClusterMismatch = errors.New("wire: cluster ID mismatch")
 	// ErrVersion is returned for a message or batch written in a format
-	// version this package does not know. errors.Is(err, raft.ErrCorrupt)
+	// version this package does not know. errors.Is(err, raftdata.ErrCorrupt)
 	// also holds for it.
-	ErrVersion = fmt.Errorf("wire: unsupported format version: %w", raft.ErrCorrupt)
+	ErrVersion = fmt.Errorf("wire: unsupported format version: %w", raftdata.ErrCorrupt)
 	// ErrTooLarge is returned for input that exceeds the decoder's Limits.
-	// errors.Is(err, raft.ErrCorrupt) also holds for it.
-	ErrTooLarge = fmt.Errorf("wire: limit exceeded: %w", raft.ErrCorrupt)
+	// errors.Is(err, raftdata.ErrCorrupt) also holds for it.
+	ErrTooLarge = fmt.Errorf("wire: limit exceeded: %w", raftdata.ErrCorrupt)
 )
 
-// corruptf returns an error wrapping raft.ErrCorrupt.
+// corruptf returns an error wrapping raftdata.ErrCorrupt.
 func corruptf(format string, args ...any) error {
-	return fmt.Errorf("%w: wire: %s", raft.ErrCorrupt, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: wire: %s", raftdata.ErrCorrupt, fmt.Sprintf(format, args...))
 }
 
 // Flag bits of the flags byte.

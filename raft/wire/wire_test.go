@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 func TestRoundTripEveryType(t *testing.T) {
@@ -43,17 +43,17 @@ func TestRoundTripEveryType(t *testing.T) {
 
 func TestZeroAndExtremeMessages(t *testing.T) {
 	max := uint64(math.MaxUint64)
-	msgs := []raft.Message{
-		{Type: raft.MsgHeartbeat},
-		{Type: raft.MsgApp, Entries: []raft.Entry{{}}},
-		{Type: raft.MsgApp, Entries: []raft.Entry{{Data: []byte{}}}, Snapshot: &raft.SnapshotChunk{}},
+	msgs := []raftdata.Message{
+		{Type: raftdata.MsgHeartbeat},
+		{Type: raftdata.MsgApp, Entries: []raftdata.Entry{{}}},
+		{Type: raftdata.MsgApp, Entries: []raftdata.Entry{{Data: []byte{}}}, Snapshot: &raftdata.SnapshotChunk{}},
 		{
-			Type: raft.MsgSnapResp, Group: raft.GroupID(max), From: raft.NodeID(max), To: raft.NodeID(max),
+			Type: raftdata.MsgSnapResp, Group: raftdata.GroupID(max), From: raftdata.NodeID(max), To: raftdata.NodeID(max),
 			Term: max, LogTerm: max, Index: max, Commit: max, Hint: max, HintTerm: max, Context: max,
 			Reject: true, Transfer: true,
-			Entries: []raft.Entry{{Index: max, Term: max, Type: raft.EntryConfig, Data: make([]byte, 1<<20)}},
-			Snapshot: &raft.SnapshotChunk{
-				Meta:   raft.SnapshotMeta{Index: max, Term: max, Membership: raft.Membership{Removed: []raft.Member{{ID: raft.NodeID(max)}}}},
+			Entries: []raftdata.Entry{{Index: max, Term: max, Type: raftdata.EntryConfig, Data: make([]byte, 1<<20)}},
+			Snapshot: &raftdata.SnapshotChunk{
+				Meta:   raftdata.SnapshotMeta{Index: max, Term: max, Membership: raftdata.Membership{Removed: []raftdata.Member{{ID: raftdata.NodeID(max)}}}},
 				Offset: max, Data: make([]byte, 3<<20), Done: true,
 			},
 		},
@@ -80,7 +80,7 @@ func TestMessageSizeRandom(t *testing.T) {
 		}
 	}
 	for _, x := range []uint64{0, 1, 127, 128, 16383, 16384, 1<<56 - 1, 1 << 56, 1<<63 - 1, 1 << 63, math.MaxUint64} {
-		m := raft.Message{Type: raft.MsgApp, Term: x, Context: x}
+		m := raftdata.Message{Type: raftdata.MsgApp, Term: x, Context: x}
 		if got, want := MessageSize(&m), len(AppendMessage(nil, &m)); got != want {
 			t.Fatalf("value %d: MessageSize = %d, len(AppendMessage) = %d", x, got, want)
 		}
@@ -90,7 +90,7 @@ func TestMessageSizeRandom(t *testing.T) {
 func TestBatchRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, n := range []int{0, 1, 2, 11, 130} {
-		msgs := make([]raft.Message, n)
+		msgs := make([]raftdata.Message, n)
 		want := BatchHeaderSize(n)
 		for i := range msgs {
 			msgs[i] = randMessage(r, allTypes[i%len(allTypes)])
@@ -117,17 +117,17 @@ func TestBatchRoundTrip(t *testing.T) {
 // peer running an older build, so it needs a new Version.
 var goldenMessages = []struct {
 	name string
-	m    raft.Message
+	m    raftdata.Message
 	hex  string
 }{
 	{
 		name: "MsgApp",
-		m: raft.Message{
-			Type: raft.MsgApp, Group: 7, From: 1, To: 2, Term: 5, LogTerm: 4, Index: 10, Commit: 9,
+		m: raftdata.Message{
+			Type: raftdata.MsgApp, Group: 7, From: 1, To: 2, Term: 5, LogTerm: 4, Index: 10, Commit: 9,
 			Context: 300, Transfer: true,
-			Entries: []raft.Entry{
-				{Index: 11, Term: 5, Type: raft.EntryNormal, Data: []byte("set x")},
-				{Index: 12, Term: 5, Type: raft.EntryNoop},
+			Entries: []raftdata.Entry{
+				{Index: 11, Term: 5, Type: raftdata.EntryNormal, Data: []byte("set x")},
+				{Index: 12, Term: 5, Type: raftdata.EntryNoop},
 			},
 		},
 		// version type flags | group from to term logterm index commit hint hintterm context |
@@ -136,11 +136,11 @@ var goldenMessages = []struct {
 	},
 	{
 		name: "MsgSnap",
-		m: raft.Message{
-			Type: raft.MsgSnap, Group: 1, From: 1, To: 3, Term: 2, Commit: math.MaxUint64, Reject: true,
-			Snapshot: &raft.SnapshotChunk{
-				Meta: raft.SnapshotMeta{Index: 100, Term: 2, Membership: raft.Membership{
-					Voters: []raft.Member{{ID: 1, Addr: "a"}},
+		m: raftdata.Message{
+			Type: raftdata.MsgSnap, Group: 1, From: 1, To: 3, Term: 2, Commit: math.MaxUint64, Reject: true,
+			Snapshot: &raftdata.SnapshotChunk{
+				Meta: raftdata.SnapshotMeta{Index: 100, Term: 2, Membership: raftdata.Membership{
+					Voters: []raftdata.Member{{ID: 1, Addr: "a"}},
 				}},
 				Offset: 128, Data: []byte("xyz"), Done: true,
 			},
@@ -165,8 +165,8 @@ func TestGolden(t *testing.T) {
 		}
 		checkEqual(t, m, g.m)
 	}
-	hb := raft.Message{Type: raft.MsgHeartbeat, Group: 1, From: 2, To: 3, Term: 4, Commit: 5, Context: 6}
-	enc := AppendBatch(nil, 0x0102030405060708, []raft.Message{hb})
+	hb := raftdata.Message{Type: raftdata.MsgHeartbeat, Group: 1, From: 2, To: 3, Term: 4, Commit: 5, Context: 6}
+	enc := AppendBatch(nil, 0x0102030405060708, []raftdata.Message{hb})
 	const want = "726b01" + "0807060504030201" + "01" + "010700" + "0102030400000500000600"
 	if got := hex.EncodeToString(enc); got != want {
 		t.Errorf("batch encoding changed:\n got %s\nwant %s", got, want)
@@ -185,24 +185,24 @@ func TestEveryTruncationFails(t *testing.T) {
 		}
 		enc := AppendMessage(nil, &m)
 		for i := range len(enc) {
-			if _, _, err := DecodeMessage(enc[:i], Limits{}); !errors.Is(err, raft.ErrCorrupt) {
+			if _, _, err := DecodeMessage(enc[:i], Limits{}); !errors.Is(err, raftdata.ErrCorrupt) {
 				t.Fatalf("%v truncated to %d/%d bytes: err = %v", typ, i, len(enc), err)
 			}
 		}
-		batch := AppendBatch(nil, 9, []raft.Message{m, m})
+		batch := AppendBatch(nil, 9, []raftdata.Message{m, m})
 		for i := range len(batch) {
-			if _, err := DecodeBatch(batch[:i], 9, Limits{}); !errors.Is(err, raft.ErrCorrupt) {
+			if _, err := DecodeBatch(batch[:i], 9, Limits{}); !errors.Is(err, raftdata.ErrCorrupt) {
 				t.Fatalf("%v batch truncated to %d/%d bytes: err = %v", typ, i, len(batch), err)
 			}
 		}
-		if _, err := DecodeBatch(append(batch, 0), 9, Limits{}); !errors.Is(err, raft.ErrCorrupt) {
+		if _, err := DecodeBatch(append(batch, 0), 9, Limits{}); !errors.Is(err, raftdata.ErrCorrupt) {
 			t.Fatalf("%v batch with trailing byte: err = %v", typ, err)
 		}
 	}
 }
 
 // hdr is a valid message prefix up to (not including) the entry count.
-func hdr(t raft.MessageType, flags byte) []byte {
+func hdr(t raftdata.MessageType, flags byte) []byte {
 	return append([]byte{Version, byte(t), flags}, make([]byte, 10)...)
 }
 
@@ -219,23 +219,23 @@ func TestCorruptInputs(t *testing.T) {
 		"empty":                 {},
 		"unknown type 0":        append(hdr(0, 0), 0),
 		"unknown type 12":       append(hdr(12, 0), 0),
-		"unknown flag":          append(hdr(raft.MsgApp, 0x10), 0),
-		"done without snapshot": append(hdr(raft.MsgApp, flagDone), 0),
-		"varint overflow":       append(hdr(raft.MsgApp, 0), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
-		"entry count > bytes":   uv(hdr(raft.MsgApp, 0), 1000),
-		"entry count MaxUint64": uv(hdr(raft.MsgApp, 0), math.MaxUint64),
-		"unknown entry type":    append(hdr(raft.MsgApp, 0), 1, 1, 1, 3, 0),
-		"data length > bytes":   append(uv(append(hdr(raft.MsgApp, 0), 1, 1, 1, 0), 100), 1, 2, 3),
-		"data length huge":      uv(append(hdr(raft.MsgApp, 0), 1, 1, 1, 0), 1<<62),
-		"data length overflow":  append(append(hdr(raft.MsgApp, 0), 1, 1, 1, 0), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
-		"membership empty":      append(hdr(raft.MsgSnap, flagSnapshot), 0, 1, 1, 0, 0, 0),
-		"membership garbage":    append(hdr(raft.MsgSnap, flagSnapshot), 0, 1, 1, 3, 9, 9, 9, 0, 0),
-		"membership len > rest": append(hdr(raft.MsgSnap, flagSnapshot), 0, 1, 1, 50, 2, 0, 0, 0, 0),
-		"snapshot data > rest":  append(hdr(raft.MsgSnap, flagSnapshot), 0, 1, 1, 5, 2, 0, 0, 0, 0, 0, 9, 1),
+		"unknown flag":          append(hdr(raftdata.MsgApp, 0x10), 0),
+		"done without snapshot": append(hdr(raftdata.MsgApp, flagDone), 0),
+		"varint overflow":       append(hdr(raftdata.MsgApp, 0), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
+		"entry count > bytes":   uv(hdr(raftdata.MsgApp, 0), 1000),
+		"entry count MaxUint64": uv(hdr(raftdata.MsgApp, 0), math.MaxUint64),
+		"unknown entry type":    append(hdr(raftdata.MsgApp, 0), 1, 1, 1, 3, 0),
+		"data length > bytes":   append(uv(append(hdr(raftdata.MsgApp, 0), 1, 1, 1, 0), 100), 1, 2, 3),
+		"data length huge":      uv(append(hdr(raftdata.MsgApp, 0), 1, 1, 1, 0), 1<<62),
+		"data length overflow":  append(append(hdr(raftdata.MsgApp, 0), 1, 1, 1, 0), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
+		"membership empty":      append(hdr(raftdata.MsgSnap, flagSnapshot), 0, 1, 1, 0, 0, 0),
+		"membership garbage":    append(hdr(raftdata.MsgSnap, flagSnapshot), 0, 1, 1, 3, 9, 9, 9, 0, 0),
+		"membership len > rest": append(hdr(raftdata.MsgSnap, flagSnapshot), 0, 1, 1, 50, 2, 0, 0, 0, 0),
+		"snapshot data > rest":  append(hdr(raftdata.MsgSnap, flagSnapshot), 0, 1, 1, 5, 2, 0, 0, 0, 0, 0, 9, 1),
 	}
 	for name, b := range cases {
-		if _, _, err := DecodeMessage(b, Limits{}); !errors.Is(err, raft.ErrCorrupt) {
-			t.Errorf("%s: err = %v, want raft.ErrCorrupt", name, err)
+		if _, _, err := DecodeMessage(b, Limits{}); !errors.Is(err, raftdata.ErrCorrupt) {
+			t.Errorf("%s: err = %v, want raftdata.ErrCorrupt", name, err)
 		}
 	}
 	// Every single-byte corruption of valid encodings must fail cleanly or
@@ -258,9 +258,9 @@ func TestCorruptInputs(t *testing.T) {
 // against the input before anything is allocated for them.
 func TestHostileCountsDoNotAllocate(t *testing.T) {
 	inputs := [][]byte{
-		uv(hdr(raft.MsgApp, 0), uint64(DefaultLimits.MaxEntries)),
-		uv(append(hdr(raft.MsgApp, 0), 1, 1, 1, 0), uint64(DefaultLimits.MaxMessageBytes)),
-		uv(append(hdr(raft.MsgSnap, flagSnapshot), 0, 1, 1), uint64(DefaultLimits.MaxMessageBytes)),
+		uv(hdr(raftdata.MsgApp, 0), uint64(DefaultLimits.MaxEntries)),
+		uv(append(hdr(raftdata.MsgApp, 0), 1, 1, 1, 0), uint64(DefaultLimits.MaxMessageBytes)),
+		uv(append(hdr(raftdata.MsgSnap, flagSnapshot), 0, 1, 1), uint64(DefaultLimits.MaxMessageBytes)),
 	}
 	batch := uv([]byte{'r', 'k', Version, 0, 0, 0, 0, 0, 0, 0, 0}, uint64(DefaultLimits.MaxBatchMessages))
 	var before, after runtime.MemStats
@@ -268,11 +268,11 @@ func TestHostileCountsDoNotAllocate(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	for range 10 {
 		for _, b := range inputs {
-			if _, _, err := DecodeMessage(b, Limits{}); !errors.Is(err, raft.ErrCorrupt) {
+			if _, _, err := DecodeMessage(b, Limits{}); !errors.Is(err, raftdata.ErrCorrupt) {
 				t.Fatalf("hostile input decoded: %v", err)
 			}
 		}
-		if _, err := DecodeBatch(batch, 0, Limits{}); !errors.Is(err, raft.ErrCorrupt) {
+		if _, err := DecodeBatch(batch, 0, Limits{}); !errors.Is(err, raftdata.ErrCorrupt) {
 			t.Fatalf("hostile batch decoded: %v", err)
 		}
 	}
@@ -283,9 +283,9 @@ func TestHostileCountsDoNotAllocate(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	m := raft.Message{Type: raft.MsgApp, Entries: make([]raft.Entry, 10)}
+	m := raftdata.Message{Type: raftdata.MsgApp, Entries: make([]raftdata.Entry, 10)}
 	for i := range m.Entries {
-		m.Entries[i] = raft.Entry{Index: uint64(i + 1), Term: 1, Data: make([]byte, 100)}
+		m.Entries[i] = raftdata.Entry{Index: uint64(i + 1), Term: 1, Data: make([]byte, 100)}
 	}
 	enc := AppendMessage(nil, &m)
 	ok := func(lim Limits) {
@@ -297,7 +297,7 @@ func TestLimits(t *testing.T) {
 	tooLarge := func(b []byte, lim Limits) {
 		t.Helper()
 		_, _, err := DecodeMessage(b, lim)
-		if !errors.Is(err, ErrTooLarge) || !errors.Is(err, raft.ErrCorrupt) {
+		if !errors.Is(err, ErrTooLarge) || !errors.Is(err, raftdata.ErrCorrupt) {
 			t.Fatalf("limits %+v: err = %v, want ErrTooLarge", lim, err)
 		}
 	}
@@ -309,12 +309,12 @@ func TestLimits(t *testing.T) {
 	tooLarge(append(bytes.Clone(enc), 1, 2, 3), Limits{MaxMessageBytes: len(enc) - 1})
 	tooLarge(enc, Limits{MaxMessageBytes: 50})
 	// A declared length over the limit is refused even in a short input.
-	tooLarge(uv(append(hdr(raft.MsgApp, 0), 1, 1, 1, 0), 1<<20), Limits{MaxMessageBytes: 1 << 19})
-	tooLarge(uv(hdr(raft.MsgApp, 0), 1<<21), Limits{})
+	tooLarge(uv(append(hdr(raftdata.MsgApp, 0), 1, 1, 1, 0), 1<<20), Limits{MaxMessageBytes: 1 << 19})
+	tooLarge(uv(hdr(raftdata.MsgApp, 0), 1<<21), Limits{})
 	// The last byte of a message at the limit is fine; past it is not.
 	ok(Limits{MaxMessageBytes: len(enc)})
 
-	msgs := make([]raft.Message, 5)
+	msgs := make([]raftdata.Message, 5)
 	for i := range msgs {
 		msgs[i] = m
 	}
@@ -330,12 +330,12 @@ func TestLimits(t *testing.T) {
 }
 
 func TestClusterMismatch(t *testing.T) {
-	b := AppendBatch(nil, 42, []raft.Message{{Type: raft.MsgVote, Term: 3}})
+	b := AppendBatch(nil, 42, []raftdata.Message{{Type: raftdata.MsgVote, Term: 3}})
 	_, err := DecodeBatch(b, 43, Limits{})
 	if !errors.Is(err, ErrClusterMismatch) {
 		t.Fatalf("err = %v, want ErrClusterMismatch", err)
 	}
-	if errors.Is(err, raft.ErrCorrupt) || errors.Is(err, ErrVersion) || errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, raftdata.ErrCorrupt) || errors.Is(err, ErrVersion) || errors.Is(err, ErrTooLarge) {
 		t.Fatalf("cluster mismatch must wrap only its own sentinel: %v", err)
 	}
 	if _, err := DecodeBatch(b, 42, Limits{}); err != nil {
@@ -345,23 +345,23 @@ func TestClusterMismatch(t *testing.T) {
 
 func TestVersionAndMagic(t *testing.T) {
 	for _, s := range []error{ErrVersion, ErrTooLarge} {
-		if !errors.Is(s, raft.ErrCorrupt) {
-			t.Errorf("%v does not wrap raft.ErrCorrupt", s)
+		if !errors.Is(s, raftdata.ErrCorrupt) {
+			t.Errorf("%v does not wrap raftdata.ErrCorrupt", s)
 		}
 	}
-	if errors.Is(ErrClusterMismatch, raft.ErrCorrupt) {
-		t.Error("ErrClusterMismatch wraps raft.ErrCorrupt")
+	if errors.Is(ErrClusterMismatch, raftdata.ErrCorrupt) {
+		t.Error("ErrClusterMismatch wraps raftdata.ErrCorrupt")
 	}
-	m := raft.Message{Type: raft.MsgAppResp, Reject: true, Hint: 4}
+	m := raftdata.Message{Type: raftdata.MsgAppResp, Reject: true, Hint: 4}
 	enc := AppendMessage(nil, &m)
 	for _, v := range []byte{0, 2, 0xff} {
 		bad := bytes.Clone(enc)
 		bad[0] = v
-		if _, _, err := DecodeMessage(bad, Limits{}); !errors.Is(err, ErrVersion) || !errors.Is(err, raft.ErrCorrupt) {
+		if _, _, err := DecodeMessage(bad, Limits{}); !errors.Is(err, ErrVersion) || !errors.Is(err, raftdata.ErrCorrupt) {
 			t.Errorf("message version %d: err = %v, want ErrVersion", v, err)
 		}
 	}
-	batch := AppendBatch(nil, 1, []raft.Message{m})
+	batch := AppendBatch(nil, 1, []raftdata.Message{m})
 	bad := bytes.Clone(batch)
 	bad[2] = Version + 1
 	if _, err := DecodeBatch(bad, 1, Limits{}); !errors.Is(err, ErrVersion) {
@@ -369,8 +369,8 @@ func TestVersionAndMagic(t *testing.T) {
 	}
 	bad = bytes.Clone(batch)
 	bad[1] = 'x'
-	if _, err := DecodeBatch(bad, 1, Limits{}); !errors.Is(err, raft.ErrCorrupt) || errors.Is(err, ErrVersion) {
-		t.Errorf("batch magic: err = %v, want plain raft.ErrCorrupt", err)
+	if _, err := DecodeBatch(bad, 1, Limits{}); !errors.Is(err, raftdata.ErrCorrupt) || errors.Is(err, ErrVersion) {
+		t.Errorf("batch magic: err = %v, want plain raftdata.ErrCorrupt", err)
 	}
 	// A version change inside a batch is caught per message too.
 	bad = bytes.Clone(batch)
@@ -381,7 +381,7 @@ func TestVersionAndMagic(t *testing.T) {
 }
 
 func TestDecodedDataAliasesInput(t *testing.T) {
-	m := raft.Message{Type: raft.MsgApp, Entries: []raft.Entry{{Index: 1, Data: []byte("abc")}, {Index: 2, Data: []byte("def")}}}
+	m := raftdata.Message{Type: raftdata.MsgApp, Entries: []raftdata.Entry{{Index: 1, Data: []byte("abc")}, {Index: 2, Data: []byte("def")}}}
 	enc := AppendMessage(nil, &m)
 	got, _, err := DecodeMessage(enc, Limits{})
 	if err != nil {
@@ -405,7 +405,7 @@ func TestDecodedDataAliasesInput(t *testing.T) {
 func TestConcatenatedMessages(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	var buf []byte
-	var want []raft.Message
+	var want []raftdata.Message
 	for _, typ := range allTypes {
 		m := randMessage(r, typ)
 		want = append(want, m)

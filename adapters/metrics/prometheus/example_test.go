@@ -11,6 +11,7 @@ import (
 	raftprom "github.com/raftkit/raftkit/adapters/metrics/prometheus"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -88,11 +89,11 @@ func startLeader(ctx context.Context) (*raft.Node, func(), error) {
 		net.Close()
 		_ = store.Close()
 	}
-	if err := node.Initialize(ctx, []raft.Member{{ID: 1, Addr: "node-1"}}); err != nil {
+	if err := node.Initialize(ctx, []raftdata.Member{{ID: 1, Addr: "node-1"}}); err != nil {
 		stop()
 		return nil, nil, err
 	}
-	for node.Metrics().Role != raft.RoleLeader {
+	for node.Metrics().Role != raftdata.RoleLeader {
 		select {
 		case <-ctx.Done():
 			stop()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Source is what the collector reads: a *raft.Node.
@@ -43,7 +44,7 @@ type metric struct {
 var nodeMetrics = []metric{
 	{"term", "Current Raft term.", prometheus.GaugeValue, func(m *raft.Metrics) float64 { return float64(m.Term) }},
 	{"leader_id", "ID of the leader this node follows (0: none known).", prometheus.GaugeValue, func(m *raft.Metrics) float64 { return float64(m.Leader) }},
-	{"is_leader", "1 if this node is the leader.", prometheus.GaugeValue, func(m *raft.Metrics) float64 { return b2f(m.Role == raft.RoleLeader) }},
+	{"is_leader", "1 if this node is the leader.", prometheus.GaugeValue, func(m *raft.Metrics) float64 { return b2f(m.Role == raftdata.RoleLeader) }},
 	{"commit_index", "Highest log index known committed.", prometheus.GaugeValue, func(m *raft.Metrics) float64 { return float64(m.CommitIndex) }},
 	{"applied_index", "Highest log index applied to the state machine.", prometheus.GaugeValue, func(m *raft.Metrics) float64 { return float64(m.AppliedIndex) }},
 	{"last_index", "Highest log index appended.", prometheus.GaugeValue, func(m *raft.Metrics) float64 { return float64(m.LastIndex) }},
@@ -98,7 +99,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-var roles = []raft.Role{raft.RoleFollower, raft.RolePreCandidate, raft.RoleCandidate, raft.RoleLeader, raft.RoleNonVoter}
+var roles = []raftdata.Role{raftdata.RoleFollower, raftdata.RolePreCandidate, raftdata.RoleCandidate, raftdata.RoleLeader, raftdata.RoleNonVoter}
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {

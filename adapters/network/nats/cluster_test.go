@@ -12,6 +12,7 @@ import (
 
 	rknats "github.com/raftkit/raftkit/adapters/network/nats"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -22,7 +23,7 @@ func natsCluster(t *testing.T, url string, clusterID uint64) *rafttest.Cluster {
 		KV:                true,
 		HeartbeatInterval: 20 * time.Millisecond,
 		ElectionTimeout:   300 * time.Millisecond,
-		Transport: func(id raft.NodeID, _ string) (raft.Network, string, error) {
+		Transport: func(id raftdata.NodeID, _ string) (raft.Network, string, error) {
 			tr, err := rknats.New(rknats.Config{ClusterID: clusterID, ID: id, URL: url, Prefix: testPrefix,
 				Options: []natsgo.Option{natsgo.ReconnectWait(50 * time.Millisecond)}})
 			if err != nil {

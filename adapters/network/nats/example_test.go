@@ -13,6 +13,7 @@ import (
 	rknats "github.com/raftkit/raftkit/adapters/network/nats"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -37,8 +38,8 @@ func ExampleNew() {
 	}
 
 	var transports []*rknats.Transport
-	var members []raft.Member
-	for id := raft.NodeID(1); id <= 3; id++ {
+	var members []raftdata.Member
+	for id := raftdata.NodeID(1); id <= 3; id++ {
 		tr, err := rknats.New(rknats.Config{
 			ClusterID: 0x5ca1ab1e,      // the same on every node, never 0
 			ID:        id,              // equal to raft.Config.ID
@@ -53,7 +54,7 @@ func ExampleNew() {
 		transports = append(transports, tr)
 		// The transport ignores Member.Addr; its subject is a natural value,
 		// which NotLeaderError.LeaderAddr then reports.
-		members = append(members, raft.Member{ID: id, Addr: tr.Address()})
+		members = append(members, raftdata.Member{ID: id, Addr: tr.Address()})
 	}
 	fmt.Println("node 1 listens on", members[0].Addr)
 

@@ -26,6 +26,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/wire"
 )
 
@@ -52,7 +53,7 @@ type Config struct {
 	// never meet. It must not be zero.
 	ClusterID uint64
 	// ID is this node's ID.
-	ID raft.NodeID
+	ID raftdata.NodeID
 
 	// Conn is an existing connection to use; the Transport does not close
 	// it. Give it nats.ReconnectBufSize(-1), or messages published while it
@@ -103,7 +104,7 @@ type Transport struct {
 	closed  atomic.Bool
 
 	mu     sync.Mutex
-	queue  []raft.Message
+	queue  []raftdata.Message
 	qbytes int
 	wake   chan struct{}
 	subs   []*natsgo.Subscription
@@ -250,7 +251,7 @@ func (t *Transport) Start(h raft.Handler) error {
 
 // SetPeers is a no-op: a peer's subject follows from its ID, so any node,
 // member or not, is reachable.
-func (t *Transport) SetPeers([]raft.Member) {}
+func (t *Transport) SetPeers([]raftdata.Member) {}
 
 // Address returns the address this node gives its peers: its subject.
 func (t *Transport) Address() string { return t.subject }
@@ -301,7 +302,7 @@ func (t *Transport) noResponders(m *natsgo.Msg) {
 }
 
 // Send queues msgs for the publisher; it never waits for NATS.
-func (t *Transport) Send(msgs []raft.Message) {
+func (t *Transport) Send(msgs []raftdata.Message) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -334,7 +335,7 @@ func (t *Transport) Send(msgs []raft.Message) {
 // publishes them.
 func (t *Transport) publisher() {
 	defer t.wg.Done()
-	var batch []raft.Message
+	var batch []raftdata.Message
 	var buf []byte
 	for {
 		select {
@@ -350,8 +351,8 @@ func (t *Transport) publisher() {
 			continue
 		}
 		// Group by destination, keeping each peer's messages in order.
-		byPeer := map[raft.NodeID][]raft.Message{}
-		var order []raft.NodeID
+		byPeer := map[raftdata.NodeID][]raftdata.Message{}
+		var order []raftdata.NodeID
 		for _, m := range batch {
 			if _, ok := byPeer[m.To]; !ok {
 				order = append(order, m.To)
@@ -370,7 +371,7 @@ func (t *Transport) publisher() {
 
 // publish sends msgs to node to in NATS messages of at most
 // MaxMessageBytes; a Raft message too large for one is dropped and logged.
-func (t *Transport) publish(to raft.NodeID, msgs []raft.Message, buf []byte) []byte {
+func (t *Transport) publish(to raftdata.NodeID, msgs []raftdata.Message, buf []byte) []byte {
 	subject := t.prefix + strconv.FormatUint(uint64(to), 10)
 	limit := t.cfg.MaxMessageBytes
 	for i := 0; i < len(msgs); {

@@ -10,15 +10,16 @@ import (
 
 	rknats "github.com/raftkit/raftkit/adapters/network/nats"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // inbox is a raft.Handler that keeps what it receives.
 type inbox struct {
 	mu   sync.Mutex
-	msgs []raft.Message
+	msgs []raftdata.Message
 }
 
-func (in *inbox) Step(_ context.Context, msgs []raft.Message) error {
+func (in *inbox) Step(_ context.Context, msgs []raftdata.Message) error {
 	in.mu.Lock()
 	in.msgs = append(in.msgs, msgs...)
 	in.mu.Unlock()
@@ -36,7 +37,7 @@ func (in *inbox) has(index uint64) bool {
 	return false
 }
 
-func startTransport(t *testing.T, url string, id raft.NodeID, h raft.Handler) *rknats.Transport {
+func startTransport(t *testing.T, url string, id raftdata.NodeID, h raft.Handler) *rknats.Transport {
 	t.Helper()
 	tr, err := rknats.New(rknats.Config{ClusterID: 5, ID: id, URL: url, Prefix: testPrefix,
 		Options: []natsgo.Option{natsgo.ReconnectWait(20 * time.Millisecond)}})
@@ -61,8 +62,8 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	return true
 }
 
-func heartbeat(from, to raft.NodeID, index uint64) raft.Message {
-	return raft.Message{Type: raft.MsgApp, From: from, To: to, Term: 1, Index: index}
+func heartbeat(from, to raftdata.NodeID, index uint64) raftdata.Message {
+	return raftdata.Message{Type: raftdata.MsgApp, From: from, To: to, Term: 1, Index: index}
 }
 
 // TestOversizedMessageIsDroppedAndCounted: a Raft message that cannot fit
@@ -74,9 +75,9 @@ func TestOversizedMessageIsDroppedAndCounted(t *testing.T) {
 	a := startTransport(t, url, 1, &inbox{})
 	startTransport(t, url, 2, in)
 	huge := heartbeat(1, 2, 7)
-	huge.Entries = []raft.Entry{{Index: 8, Term: 1, Data: make([]byte, a.MaxMessageBytes()+1)}}
+	huge.Entries = []raftdata.Entry{{Index: 8, Term: 1, Data: make([]byte, a.MaxMessageBytes()+1)}}
 	before := a.Stats().Dropped
-	a.Send([]raft.Message{heartbeat(1, 2, 1), huge, heartbeat(1, 2, 2)})
+	a.Send([]raftdata.Message{heartbeat(1, 2, 1), huge, heartbeat(1, 2, 2)})
 	if !waitFor(5*time.Second, func() bool { return in.has(1) && in.has(2) }) {
 		t.Fatal("the messages around the oversized one did not arrive")
 	}
@@ -96,7 +97,7 @@ func TestNoStaleMessagesAfterReconnect(t *testing.T) {
 	in := &inbox{}
 	a := startTransport(t, url, 1, &inbox{})
 	startTransport(t, url, 2, in)
-	a.Send([]raft.Message{heartbeat(1, 2, 1)})
+	a.Send([]raftdata.Message{heartbeat(1, 2, 1)})
 	if !waitFor(5*time.Second, func() bool { return in.has(1) }) {
 		t.Fatal("first message did not arrive")
 	}
@@ -108,7 +109,7 @@ func TestNoStaleMessagesAfterReconnect(t *testing.T) {
 	probe := uint64(100)
 	if !waitFor(10*time.Second, func() bool {
 		before := a.Stats().Dropped
-		a.Send([]raft.Message{heartbeat(1, 2, probe)})
+		a.Send([]raftdata.Message{heartbeat(1, 2, probe)})
 		probe++
 		return waitFor(50*time.Millisecond, func() bool { return a.Stats().Dropped > before })
 	}) {
@@ -116,14 +117,14 @@ func TestNoStaleMessagesAfterReconnect(t *testing.T) {
 	}
 	before := a.Stats().Dropped
 	for i := uint64(1000); i < 1010; i++ {
-		a.Send([]raft.Message{heartbeat(1, 2, i)})
+		a.Send([]raftdata.Message{heartbeat(1, 2, i)})
 	}
 	if !waitFor(5*time.Second, func() bool { return a.Stats().Dropped-before == 10 }) {
 		t.Fatalf("Dropped grew by %d while the client knew the server was down, want 10", a.Stats().Dropped-before)
 	}
 	restartOn(t, url)
 	// Keep sending a marker until it arrives: both clients reconnected.
-	if !waitFor(10*time.Second, func() bool { a.Send([]raft.Message{heartbeat(1, 2, 5000)}); return in.has(5000) }) {
+	if !waitFor(10*time.Second, func() bool { a.Send([]raftdata.Message{heartbeat(1, 2, 5000)}); return in.has(5000) }) {
 		t.Fatal("no message arrived after the server came back")
 	}
 	time.Sleep(200 * time.Millisecond)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/network/tcp"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -94,12 +95,12 @@ func (p *proxy) close() {
 
 // tcpCluster starts a 3-node cluster over loopback TCP, each node reached
 // through its own proxy.
-func tcpCluster(t *testing.T) (*rafttest.Cluster, map[raft.NodeID]*proxy) {
-	proxies := map[raft.NodeID]*proxy{}
+func tcpCluster(t *testing.T) (*rafttest.Cluster, map[raftdata.NodeID]*proxy) {
+	proxies := map[raftdata.NodeID]*proxy{}
 	var mu sync.Mutex
 	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{
 		HeartbeatInterval: 20 * time.Millisecond,
-		Transport: func(id raft.NodeID, addr string) (raft.Network, string, error) {
+		Transport: func(id raftdata.NodeID, addr string) (raft.Network, string, error) {
 			mu.Lock()
 			p := proxies[id]
 			if p == nil {

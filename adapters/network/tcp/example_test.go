@@ -14,6 +14,7 @@ import (
 	"github.com/raftkit/raftkit/adapters/network/tcp"
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -27,8 +28,8 @@ func ExampleNew() {
 
 	// Listen first, to learn every node's address.
 	var transports []*tcp.Transport
-	var members []raft.Member
-	for id := raft.NodeID(1); id <= 3; id++ {
+	var members []raftdata.Member
+	for id := raftdata.NodeID(1); id <= 3; id++ {
 		tr, err := tcp.New(tcp.Config{
 			ClusterID: 0x5ca1ab1e, // the same on every node, never 0
 			ID:        id,         // equal to raft.Config.ID
@@ -41,7 +42,7 @@ func ExampleNew() {
 		}
 		defer tr.Close() // after the node stops: a node never closes its Network
 		transports = append(transports, tr)
-		members = append(members, raft.Member{ID: id, Addr: tr.Addr()})
+		members = append(members, raftdata.Member{ID: id, Addr: tr.Addr()})
 	}
 
 	var nodes []*raft.Node

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // The handshake opens every connection. The dialling node writes a hello:
@@ -53,7 +53,7 @@ var (
 
 type hello struct {
 	cluster  uint64
-	from, to raft.NodeID
+	from, to raftdata.NodeID
 	addr     string
 }
 
@@ -81,8 +81,8 @@ func readHello(r io.Reader) (h hello, ver byte, err error) {
 		return h, b[3], fmt.Errorf("%w: version %d, want %d", ErrHandshake, b[3], helloVersion)
 	}
 	h.cluster = binary.LittleEndian.Uint64(b[4:])
-	h.from = raft.NodeID(binary.LittleEndian.Uint64(b[12:]))
-	h.to = raft.NodeID(binary.LittleEndian.Uint64(b[20:]))
+	h.from = raftdata.NodeID(binary.LittleEndian.Uint64(b[12:]))
+	h.to = raftdata.NodeID(binary.LittleEndian.Uint64(b[20:]))
 	n := int(binary.LittleEndian.Uint16(b[28:]))
 	if n > maxAdvertise {
 		return h, 0, fmt.Errorf("%w: advertised address of %d bytes", ErrHandshake, n)
@@ -98,17 +98,17 @@ func readHello(r io.Reader) (h hello, ver byte, err error) {
 	return h, ver, nil
 }
 
-func encodeReply(status byte, id raft.NodeID) []byte {
+func encodeReply(status byte, id raftdata.NodeID) []byte {
 	return binary.LittleEndian.AppendUint64([]byte{status}, uint64(id))
 }
 
 // readReply reads the acceptor's answer and turns a refusal into an error.
-func readReply(r io.Reader, want raft.NodeID) error {
+func readReply(r io.Reader, want raftdata.NodeID) error {
 	var b [replySize]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return fmt.Errorf("%w: no answer: %w", ErrHandshake, err)
 	}
-	id := raft.NodeID(binary.LittleEndian.Uint64(b[1:]))
+	id := raftdata.NodeID(binary.LittleEndian.Uint64(b[1:]))
 	switch b[0] {
 	case statusOK:
 		if id != want {

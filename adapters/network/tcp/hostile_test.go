@@ -18,16 +18,17 @@ import (
 	"github.com/raftkit/raftkit/adapters/network/tcp"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/networktest"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/wire"
 )
 
 // inbox is a Handler that keeps what arrives.
 type inbox struct {
 	mu   sync.Mutex
-	msgs []raft.Message
+	msgs []raftdata.Message
 }
 
-func (b *inbox) Step(_ context.Context, msgs []raft.Message) error {
+func (b *inbox) Step(_ context.Context, msgs []raftdata.Message) error {
 	b.mu.Lock()
 	b.msgs = append(b.msgs, msgs...)
 	b.mu.Unlock()
@@ -80,7 +81,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func hello(cluster uint64, from, to raft.NodeID) []byte {
+func hello(cluster uint64, from, to raftdata.NodeID) []byte {
 	b := []byte{'R', 'K', 'T', 1}
 	b = binary.LittleEndian.AppendUint64(b, cluster)
 	b = binary.LittleEndian.AppendUint64(b, uint64(from))
@@ -100,12 +101,12 @@ func TestHostileInput(t *testing.T) {
 	in := &inbox{}
 	victim := startTransport(t, tcp.Config{ClusterID: 7, ID: 1}, in)
 	good := startTransport(t, tcp.Config{ClusterID: 7, ID: 2}, &inbox{})
-	good.SetPeers([]raft.Member{{ID: 1, Addr: victim.Addr()}})
+	good.SetPeers([]raftdata.Member{{ID: 1, Addr: victim.Addr()}})
 
-	hb := func(from raft.NodeID, ctx uint64) raft.Message {
-		return raft.Message{Type: raft.MsgHeartbeat, From: from, To: 1, Term: 1, Context: ctx}
+	hb := func(from raftdata.NodeID, ctx uint64) raftdata.Message {
+		return raftdata.Message{Type: raftdata.MsgHeartbeat, From: from, To: 1, Term: 1, Context: ctx}
 	}
-	valid := wire.AppendBatch(nil, 7, []raft.Message{hb(3, 1)})
+	valid := wire.AppendBatch(nil, 7, []raftdata.Message{hb(3, 1)})
 	corrupt := append([]byte(nil), valid...)
 	corrupt[len(corrupt)-1] ^= 0xff // trailing garbage in the last varint
 	cases := []struct {
@@ -120,8 +121,8 @@ func TestHostileInput(t *testing.T) {
 		{"frame too large", append(hello(7, 3, 1), binary.LittleEndian.AppendUint32(nil, 1<<31)...)},
 		{"truncated frame", append(hello(7, 3, 1), frame(valid)[:len(valid)-3]...)},
 		{"corrupt frame", append(hello(7, 3, 1), frame(corrupt)...)},
-		{"frame of another cluster", append(hello(7, 3, 1), frame(wire.AppendBatch(nil, 8, []raft.Message{hb(3, 2)}))...)},
-		{"message claiming another sender", append(hello(7, 3, 1), frame(wire.AppendBatch(nil, 7, []raft.Message{hb(2, 3)}))...)},
+		{"frame of another cluster", append(hello(7, 3, 1), frame(wire.AppendBatch(nil, 8, []raftdata.Message{hb(3, 2)}))...)},
+		{"message claiming another sender", append(hello(7, 3, 1), frame(wire.AppendBatch(nil, 7, []raftdata.Message{hb(2, 3)}))...)},
 	}
 	for i, c := range cases {
 		before := victim.Stats().Rejected
@@ -151,7 +152,7 @@ func TestHostileInput(t *testing.T) {
 		// The good peer still gets through.
 		tag := uint64(1000 + i)
 		eventually(t, "the good peer's message after "+c.name, func() bool {
-			good.Send([]raft.Message{hb(2, tag)})
+			good.Send([]raftdata.Message{hb(2, tag)})
 			time.Sleep(2 * time.Millisecond)
 			return in.has(tag)
 		})
@@ -171,10 +172,10 @@ func TestOversizedMessageDropped(t *testing.T) {
 	in := &inbox{}
 	a := startTransport(t, tcp.Config{ClusterID: 1, ID: 1, MaxMessageBytes: 4 << 20}, &inbox{})
 	b := startTransport(t, tcp.Config{ClusterID: 1, ID: 2, MaxMessageBytes: 4 << 20}, in)
-	a.SetPeers([]raft.Member{{ID: 2, Addr: b.Addr()}})
-	big := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Context: 1, Entries: []raft.Entry{{Index: 1, Term: 1, Data: make([]byte, 5<<20)}}}
-	small := raft.Message{Type: raft.MsgHeartbeat, From: 1, To: 2, Context: 2}
-	a.Send([]raft.Message{small, big, {Type: raft.MsgHeartbeat, From: 1, To: 2, Context: 3}})
+	a.SetPeers([]raftdata.Member{{ID: 2, Addr: b.Addr()}})
+	big := raftdata.Message{Type: raftdata.MsgApp, From: 1, To: 2, Context: 1, Entries: []raftdata.Entry{{Index: 1, Term: 1, Data: make([]byte, 5<<20)}}}
+	small := raftdata.Message{Type: raftdata.MsgHeartbeat, From: 1, To: 2, Context: 2}
+	a.Send([]raftdata.Message{small, big, {Type: raftdata.MsgHeartbeat, From: 1, To: 2, Context: 3}})
 	eventually(t, "the small messages", func() bool { return in.has(2) && in.has(3) })
 	if in.has(1) {
 		t.Fatal("an oversized message was delivered")
@@ -252,12 +253,12 @@ func TestTLSRefusesOtherCA(t *testing.T) {
 	member := startTransport(t, tcp.Config{ClusterID: 1, ID: 1, TLS: ca.config(t)}, in)
 	peer := startTransport(t, tcp.Config{ClusterID: 1, ID: 2, TLS: ca.config(t)}, &inbox{})
 	stranger := startTransport(t, tcp.Config{ClusterID: 1, ID: 3, TLS: other.config(t)}, strangerIn)
-	peer.SetPeers([]raft.Member{{ID: 1, Addr: member.Addr()}})
-	stranger.SetPeers([]raft.Member{{ID: 1, Addr: member.Addr()}})
-	member.SetPeers([]raft.Member{{ID: 3, Addr: stranger.Addr()}})
+	peer.SetPeers([]raftdata.Member{{ID: 1, Addr: member.Addr()}})
+	stranger.SetPeers([]raftdata.Member{{ID: 1, Addr: member.Addr()}})
+	member.SetPeers([]raftdata.Member{{ID: 3, Addr: stranger.Addr()}})
 
-	hb := func(from, to raft.NodeID, ctx uint64) []raft.Message {
-		return []raft.Message{{Type: raft.MsgHeartbeat, From: from, To: to, Term: 1, Context: ctx}}
+	hb := func(from, to raftdata.NodeID, ctx uint64) []raftdata.Message {
+		return []raftdata.Message{{Type: raftdata.MsgHeartbeat, From: from, To: to, Term: 1, Context: ctx}}
 	}
 	eventually(t, "the member with the cluster's CA", func() bool {
 		peer.Send(hb(2, 1, 1))

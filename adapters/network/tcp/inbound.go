@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/wire"
 )
 
@@ -154,7 +155,7 @@ func (t *Transport) reject(c net.Conn, err error) {
 // readFrames reads frames from peer and hands their messages to the
 // handler. A corrupt frame, or one claiming another sender or receiver,
 // ends the connection.
-func (t *Transport) readFrames(r *bufio.Reader, from raft.NodeID) error {
+func (t *Transport) readFrames(r *bufio.Reader, from raftdata.NodeID) error {
 	var hdr [frameHeaderLen]byte
 	maxFrame := t.cfg.MaxMessageBytes + frameTarget
 	for {

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/wire"
 )
 
@@ -23,7 +23,7 @@ var maxFrameMessages = wire.DefaultLimits.MaxBatchMessages
 // fills and one goroutine (run) that connects and writes it out.
 type peer struct {
 	t    *Transport
-	id   raft.NodeID
+	id   raftdata.NodeID
 	wake chan struct{} // cap 1: work or a state change for run
 	quit chan struct{} // closed by stop
 	once sync.Once
@@ -31,7 +31,7 @@ type peer struct {
 	mu      sync.Mutex
 	addr    string
 	addrGen uint64 // bumped when addr changes: run reconnects
-	queue   []raft.Message
+	queue   []raftdata.Message
 	head    int // queue[:head] is already taken
 	qbytes  int
 	down    bool // the last dial failed: Send drops until the next attempt
@@ -41,7 +41,7 @@ type peer struct {
 	ever    bool     // a connection was established once
 }
 
-func newPeer(t *Transport, id raft.NodeID, addr string) *peer {
+func newPeer(t *Transport, id raftdata.NodeID, addr string) *peer {
 	return &peer{t: t, id: id, addr: addr, wake: make(chan struct{}, 1), quit: make(chan struct{})}
 }
 
@@ -93,7 +93,7 @@ func (p *peer) dropQueueLocked() {
 }
 
 // enqueue queues msgs, all for this peer, or drops them.
-func (p *peer) enqueue(msgs []raft.Message) {
+func (p *peer) enqueue(msgs []raftdata.Message) {
 	limit := p.t.cfg.QueueBytes
 	p.mu.Lock()
 	if p.down || p.stopped {
@@ -125,7 +125,7 @@ func (p *peer) enqueue(msgs []raft.Message) {
 
 // take removes up to writeTarget bytes of messages from the queue into
 // out; ok is false when the queue is empty.
-func (p *peer) take(out []raft.Message) ([]raft.Message, bool) {
+func (p *peer) take(out []raftdata.Message) ([]raftdata.Message, bool) {
 	q := p.queue[p.head:]
 	if len(q) == 0 {
 		return out, false
@@ -155,7 +155,7 @@ func (p *peer) run() {
 		backoff  time.Duration // grows with consecutive dial failures
 		wait     time.Duration // before the next dial
 		failures int
-		batch    []raft.Message
+		batch    []raftdata.Message
 		buf      []byte
 	)
 	closeConn := func() {
@@ -313,7 +313,7 @@ func (p *peer) watch(c net.Conn) {
 // encode appends batch to buf as frames of up to frameTarget bytes and
 // returns buf and the number of messages written; messages over
 // MaxMessageBytes are dropped.
-func (p *peer) encode(buf []byte, batch []raft.Message) ([]byte, int) {
+func (p *peer) encode(buf []byte, batch []raftdata.Message) ([]byte, int) {
 	t := p.t
 	sent := 0
 	for i := 0; i < len(batch); {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/wire"
 )
 
@@ -37,7 +38,7 @@ type Config struct {
 	// with another is refused. It must not be zero.
 	ClusterID uint64
 	// ID is this node's ID.
-	ID raft.NodeID
+	ID raftdata.NodeID
 	// Listen is the address to listen on, such as ":7000" or
 	// "10.0.0.5:7000" ("127.0.0.1:0" picks a free port).
 	Listen string
@@ -152,11 +153,11 @@ type Transport struct {
 	stats counters
 
 	mu      sync.Mutex
-	peers   map[raft.NodeID]*peer // outbound, one per known peer
-	static  map[raft.NodeID]string
-	learned map[raft.NodeID]string // from inbound handshakes
+	peers   map[raftdata.NodeID]*peer // outbound, one per known peer
+	static  map[raftdata.NodeID]string
+	learned map[raftdata.NodeID]string // from inbound handshakes
 	inbound map[net.Conn]struct{}
-	route   atomic.Pointer[map[raft.NodeID]*peer] // copy of peers for Send
+	route   atomic.Pointer[map[raftdata.NodeID]*peer] // copy of peers for Send
 }
 
 type handlerBox struct{ h raft.Handler }
@@ -184,9 +185,9 @@ func New(cfg Config) (*Transport, error) {
 		cfg: cfg, ln: ln, addr: ln.Addr().String(), ctx: ctx, cancel: cancel,
 		log:     cfg.Logger.With("node", uint64(cfg.ID)),
 		limits:  wire.Limits{MaxMessageBytes: cfg.MaxMessageBytes},
-		peers:   map[raft.NodeID]*peer{},
-		static:  map[raft.NodeID]string{},
-		learned: map[raft.NodeID]string{},
+		peers:   map[raftdata.NodeID]*peer{},
+		static:  map[raftdata.NodeID]string{},
+		learned: map[raftdata.NodeID]string{},
 		inbound: map[net.Conn]struct{}{},
 	}
 	if cfg.Advertise == "" {
@@ -223,13 +224,13 @@ func (t *Transport) Start(h raft.Handler) error {
 // SetPeers sets the address of every member. A peer whose address changed
 // is reconnected; a peer no longer listed (and not known from a handshake)
 // is disconnected and its queue dropped.
-func (t *Transport) SetPeers(members []raft.Member) {
+func (t *Transport) SetPeers(members []raftdata.Member) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed.Load() {
 		return
 	}
-	t.static = make(map[raft.NodeID]string, len(members))
+	t.static = make(map[raftdata.NodeID]string, len(members))
 	for _, m := range members {
 		if m.ID != t.cfg.ID && m.Addr != "" {
 			t.static[m.ID] = m.Addr
@@ -239,7 +240,7 @@ func (t *Transport) SetPeers(members []raft.Member) {
 }
 
 // learn records the address a peer announced in its handshake.
-func (t *Transport) learn(id raft.NodeID, addr string) {
+func (t *Transport) learn(id raftdata.NodeID, addr string) {
 	if addr == "" || id == t.cfg.ID {
 		return
 	}
@@ -259,7 +260,7 @@ func (t *Transport) learn(id raft.NodeID, addr string) {
 // syncPeersLocked makes the outbound peers match the known addresses:
 // the membership's first, then learned ones.
 func (t *Transport) syncPeersLocked() {
-	want := make(map[raft.NodeID]string, len(t.static)+len(t.learned))
+	want := make(map[raftdata.NodeID]string, len(t.static)+len(t.learned))
 	for id, a := range t.learned {
 		want[id] = a
 	}
@@ -286,7 +287,7 @@ func (t *Transport) syncPeersLocked() {
 }
 
 func (t *Transport) publishRoute() {
-	m := make(map[raft.NodeID]*peer, len(t.peers))
+	m := make(map[raftdata.NodeID]*peer, len(t.peers))
 	for id, p := range t.peers {
 		m[id] = p
 	}
@@ -296,7 +297,7 @@ func (t *Transport) publishRoute() {
 // Send queues msgs for their peers and returns at once. Messages to a
 // peer without an address, unreachable, or whose queue is full are
 // dropped and counted.
-func (t *Transport) Send(msgs []raft.Message) {
+func (t *Transport) Send(msgs []raftdata.Message) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -344,7 +345,7 @@ func (t *Transport) Close() error {
 		for _, p := range t.peers {
 			p.stop()
 		}
-		t.peers = map[raft.NodeID]*peer{}
+		t.peers = map[raftdata.NodeID]*peer{}
 		t.publishRoute()
 		for c := range t.inbound {
 			_ = c.Close()

@@ -30,6 +30,7 @@ import (
 	"syscall"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // DefaultSegmentBytes is the segment size used when Options.SegmentBytes is 0.
@@ -72,7 +73,7 @@ type Storage struct {
 	// mu guards the log's state. Changes hold both wmu and mu (for
 	// writing); reads hold mu for reading, or wmu alone in a writer.
 	mu    sync.RWMutex
-	hs    raft.HardState
+	hs    raftdata.HardState
 	snap  snapFile // meta.Index 0 when there is none
 	first uint64
 	ents  []entryLoc // first .. first+len(ents)-1
@@ -211,7 +212,7 @@ func (s *Storage) recover() error {
 		// A crash interrupted Commit after the snapshot file was renamed
 		// into place: finish it.
 		s.log.Info("disk: finishing an interrupted snapshot commit", "index", snap.meta.Index, "term", snap.meta.Term)
-		s.snap = snapFile{meta: raft.SnapshotMeta{Index: r.markIndex, Term: r.markTerm}}
+		s.snap = snapFile{meta: raftdata.SnapshotMeta{Index: r.markIndex, Term: r.markTerm}}
 		if err := s.recordSnapshot(snap); err != nil {
 			return err
 		}

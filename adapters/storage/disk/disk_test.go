@@ -13,6 +13,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/disk"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/storagetest"
 )
 
@@ -55,16 +56,16 @@ func TestConformanceSmallSegments(t *testing.T) {
 func BenchmarkStorage(b *testing.B) { storagetest.Bench(b, factory(disk.Options{})) }
 
 // entry returns entry i of term 1 with data derived from i.
-func entry(i uint64) raft.Entry {
-	return raft.Entry{Index: i, Term: 1, Data: dataOf(i)}
+func entry(i uint64) raftdata.Entry {
+	return raftdata.Entry{Index: i, Term: 1, Data: dataOf(i)}
 }
 
 func dataOf(i uint64) []byte {
 	return fmt.Appendf(nil, "entry %d %s", i, bytes.Repeat([]byte{byte(i)}, int(i%97)))
 }
 
-func entries(lo, hi uint64) []raft.Entry {
-	var es []raft.Entry
+func entries(lo, hi uint64) []raftdata.Entry {
+	var es []raftdata.Entry
 	for i := lo; i < hi; i++ {
 		es = append(es, entry(i))
 	}
@@ -110,7 +111,7 @@ func TestTornTail(t *testing.T) {
 	ctx := context.Background()
 	src := t.TempDir()
 	s := mustOpen(t, src, disk.Options{NoSync: true})
-	hs := raft.HardState{Term: 1, Vote: 1}
+	hs := raftdata.HardState{Term: 1, Vote: 1}
 	for lo := uint64(1); lo < 40; lo += 3 {
 		hs.Commit = lo - 1
 		if err := s.Save(ctx, &hs, entries(lo, lo+3)); err != nil {
@@ -119,7 +120,7 @@ func TestTornTail(t *testing.T) {
 	}
 	seg := segments(t, src)[0]
 	before, _ := os.Stat(seg)
-	if err := s.Save(ctx, &raft.HardState{Term: 2, Vote: 1, Commit: 39}, entries(40, 45)); err != nil {
+	if err := s.Save(ctx, &raftdata.HardState{Term: 2, Vote: 1, Commit: 39}, entries(40, 45)); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -198,7 +199,7 @@ func TestSnapshotCorruption(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := mustOpen(t, dir, disk.Options{NoSync: true})
-	w, err := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 5, Term: 1})
+	w, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 5, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestCompactDeletesSegments(t *testing.T) {
 	dir := t.TempDir()
 	opts := disk.Options{NoSync: true, SegmentBytes: 1 << 10}
 	s := mustOpen(t, dir, opts)
-	if err := s.Save(ctx, &raft.HardState{Term: 1, Vote: 1, Commit: 1}, entries(1, 2)); err != nil {
+	if err := s.Save(ctx, &raftdata.HardState{Term: 1, Vote: 1, Commit: 1}, entries(1, 2)); err != nil {
 		t.Fatal(err)
 	}
 	for lo := uint64(2); lo < 200; lo += 4 {
@@ -256,7 +257,7 @@ func TestCompactDeletesSegments(t *testing.T) {
 		}
 	}
 	n := len(segments(t, dir))
-	w, _ := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 150, Term: 1})
+	w, _ := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 150, Term: 1})
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +273,7 @@ func TestCompactDeletesSegments(t *testing.T) {
 	defer s.Close()
 	checkLog(t, s, 151, 201)
 	st, _ := s.InitialState(ctx)
-	if st.HardState != (raft.HardState{Term: 1, Vote: 1, Commit: 1}) || st.Snapshot.Index != 150 {
+	if st.HardState != (raftdata.HardState{Term: 1, Vote: 1, Commit: 1}) || st.Snapshot.Index != 150 {
 		t.Fatalf("state after reopen: %+v", st)
 	}
 }
@@ -283,20 +284,20 @@ func TestCompactDeletesSegments(t *testing.T) {
 func TestInterruptedSnapshotCommit(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
-		meta        raft.SnapshotMeta
+		meta        raftdata.SnapshotMeta
 		first, last uint64
 	}{
-		{raft.SnapshotMeta{Index: 8, Term: 1}, 1, 10},   // the log holds it: kept
-		{raft.SnapshotMeta{Index: 20, Term: 3}, 21, 20}, // beyond the log: discarded
-		{raft.SnapshotMeta{Index: 6, Term: 2}, 7, 6},    // term mismatch: discarded
+		{raftdata.SnapshotMeta{Index: 8, Term: 1}, 1, 10},   // the log holds it: kept
+		{raftdata.SnapshotMeta{Index: 20, Term: 3}, 21, 20}, // beyond the log: discarded
+		{raftdata.SnapshotMeta{Index: 6, Term: 2}, 7, 6},    // term mismatch: discarded
 	} {
 		t.Run(fmt.Sprint(tc.meta.Index), func(t *testing.T) {
 			dir, other := t.TempDir(), t.TempDir()
 			s := mustOpen(t, dir, disk.Options{NoSync: true})
-			if err := s.Save(ctx, &raft.HardState{Term: 3, Vote: 1, Commit: 4}, entries(1, 11)); err != nil {
+			if err := s.Save(ctx, &raftdata.HardState{Term: 3, Vote: 1, Commit: 4}, entries(1, 11)); err != nil {
 				t.Fatal(err)
 			}
-			w, _ := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 4, Term: 1})
+			w, _ := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 4, Term: 1})
 			if err := w.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}

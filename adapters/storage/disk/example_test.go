@@ -10,6 +10,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/disk"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -100,7 +101,7 @@ func run(ctx context.Context, store raft.Storage, sm *rafttest.Recorder, first b
 		_ = node.Stop(sctx)
 	}()
 	if first {
-		if err := node.Initialize(ctx, []raft.Member{{ID: 1, Addr: "node-1"}}); err != nil {
+		if err := node.Initialize(ctx, []raftdata.Member{{ID: 1, Addr: "node-1"}}); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Save writes entries and, when hs is non-nil, the hard state as one log
@@ -23,7 +24,7 @@ import (
 //
 // If writing or fsyncing fails, the store refuses every later change
 // (ErrFailed): what reached the disk is unknown until it is reopened.
-func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.Entry) error {
+func (s *Storage) Save(ctx context.Context, hs *raftdata.HardState, entries []raftdata.Entry) error {
 	if err := s.check(ctx, "save"); err != nil {
 		return err
 	}
@@ -78,7 +79,7 @@ func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.E
 
 // validateBatch checks what every adapter checks (storeutil.ValidateBatch)
 // and that the batch fits in one record.
-func validateBatch(entries []raft.Entry) error {
+func validateBatch(entries []raftdata.Entry) error {
 	size := 0
 	for i := range entries {
 		size += len(entries[i].Data) + 32
@@ -97,7 +98,7 @@ func validateBatch(entries []raft.Entry) error {
 // It fails with an error wrapping raft.ErrCompacted when lo < FirstIndex, one
 // wrapping raft.ErrUnavailable when hi > LastIndex+1, and one wrapping
 // ErrInvalidArgument when lo > hi.
-func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raft.Entry, error) {
+func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raftdata.Entry, error) {
 	if err := s.check(ctx, "entries"); err != nil {
 		return nil, err
 	}
@@ -132,8 +133,8 @@ func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]r
 	return s.read(s.ents[a:b], lo)
 }
 
-// entryOverhead matches raft.Entry.Size's allowance beyond the payload.
-var entryOverhead = (&raft.Entry{}).Size()
+// entryOverhead matches raftdata.Entry.Size's allowance beyond the payload.
+var entryOverhead = (&raftdata.Entry{}).Size()
 
 // Reads of neighbouring entries are merged when the bytes between them are
 // at most maxReadGap, up to maxReadSpan bytes per read.
@@ -144,8 +145,8 @@ const (
 
 // read reads the data of locs, the entries from index lo on, merging reads
 // of neighbouring entries. The caller holds s.mu for reading.
-func (s *Storage) read(locs []entryLoc, lo uint64) ([]raft.Entry, error) {
-	out := make([]raft.Entry, len(locs))
+func (s *Storage) read(locs []entryLoc, lo uint64) ([]raftdata.Entry, error) {
+	out := make([]raftdata.Entry, len(locs))
 	for i := 0; i < len(locs); {
 		first := &locs[i]
 		end := first.off + int64(first.n)
@@ -165,7 +166,7 @@ func (s *Storage) read(locs []entryLoc, lo uint64) ([]raft.Entry, error) {
 		}
 		for k := i; k < j; k++ {
 			l := &locs[k]
-			e := raft.Entry{Index: lo + uint64(k), Term: l.term, Type: l.typ}
+			e := raftdata.Entry{Index: lo + uint64(k), Term: l.term, Type: l.typ}
 			if l.n > 0 {
 				p := l.off - first.off
 				e.Data = buf[p : p+int64(l.n) : p+int64(l.n)]

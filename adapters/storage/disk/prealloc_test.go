@@ -11,12 +11,13 @@ import (
 	"testing"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
-func pEntries(lo, hi uint64) []raft.Entry {
-	var es []raft.Entry
+func pEntries(lo, hi uint64) []raftdata.Entry {
+	var es []raftdata.Entry
 	for i := lo; i < hi; i++ {
-		es = append(es, raft.Entry{Index: i, Term: 1, Data: pData(i)})
+		es = append(es, raftdata.Entry{Index: i, Term: 1, Data: pData(i)})
 	}
 	return es
 }
@@ -77,7 +78,7 @@ func TestSealedSegmentPadding(t *testing.T) {
 	opts := Options{SegmentBytes: 8 << 10}
 	s := pOpen(t, dir, opts)
 	for lo := uint64(1); lo < 300; lo += 5 {
-		if err := s.Save(ctx, &raft.HardState{Term: 1, Vote: 1, Commit: lo - 1}, pEntries(lo, lo+5)); err != nil {
+		if err := s.Save(ctx, &raftdata.HardState{Term: 1, Vote: 1, Commit: lo - 1}, pEntries(lo, lo+5)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -145,7 +146,7 @@ func TestTornRecordInPreallocatedSpace(t *testing.T) {
 	opts := Options{NoSync: true, SegmentBytes: 64 << 10} // 64 KiB preallocated
 	src := t.TempDir()
 	s := pOpen(t, src, opts)
-	hs := raft.HardState{Term: 1, Vote: 1}
+	hs := raftdata.HardState{Term: 1, Vote: 1}
 	for lo := uint64(1); lo < 40; lo += 3 {
 		hs.Commit = lo - 1
 		if err := s.Save(ctx, &hs, pEntries(lo, lo+3)); err != nil {
@@ -154,7 +155,7 @@ func TestTornRecordInPreallocatedSpace(t *testing.T) {
 	}
 	sg := s.segs[len(s.segs)-1]
 	start := sg.size
-	if err := s.Save(ctx, &raft.HardState{Term: 2, Vote: 1, Commit: 39}, pEntries(40, 45)); err != nil {
+	if err := s.Save(ctx, &raftdata.HardState{Term: 2, Vote: 1, Commit: 39}, pEntries(40, 45)); err != nil {
 		t.Fatal(err)
 	}
 	end, alloc := sg.size, sg.alloc

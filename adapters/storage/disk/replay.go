@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // entryLoc is the in-memory index of one log entry: its term and type and
@@ -22,12 +22,12 @@ type entryLoc struct {
 	seg  *segment
 	off  int64
 	n    uint32
-	typ  raft.EntryType
+	typ  raftdata.EntryType
 }
 
 // replay rebuilds the log's state from the write-ahead log's records.
 type replay struct {
-	hs raft.HardState
+	hs raftdata.HardState
 	// markIndex and markTerm identify the latest snapshot the log records
 	// as committed (by a recSnapshot or recCompact record).
 	markIndex, markTerm uint64

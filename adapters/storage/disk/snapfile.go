@@ -10,13 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Snapshot file layout:
 //
 //	header:  magic "RKSNAP\x00\x01" | u32 meta length | u32 CRC-32C of meta | meta
-//	meta:    uvarint index | uvarint term | uvarint length | raft.EncodeMembership
+//	meta:    uvarint index | uvarint term | uvarint length | raftdata.EncodeMembership
 //	data:    the state machine's bytes, as streamed
 //	trailer: u64 data length | u32 CRC-32C of data | "RKSE"
 const (
@@ -30,7 +30,7 @@ const (
 
 // snapFile describes a committed snapshot file.
 type snapFile struct {
-	meta raft.SnapshotMeta
+	meta raftdata.SnapshotMeta
 	path string
 	hdr  int64  // the offset of the data
 	n    int64  // the length of the data
@@ -43,8 +43,8 @@ func snapshotName(index, term uint64) string {
 }
 
 // encodeSnapHeader returns the header of a snapshot file for meta.
-func encodeSnapHeader(meta raft.SnapshotMeta) []byte {
-	m := raft.EncodeMembership(meta.Membership)
+func encodeSnapHeader(meta raftdata.SnapshotMeta) []byte {
+	m := raftdata.EncodeMembership(meta.Membership)
 	var body []byte
 	body = binary.AppendUvarint(body, meta.Index)
 	body = binary.AppendUvarint(body, meta.Term)
@@ -97,7 +97,7 @@ func readSnapFile(f *os.File, path string) (snapFile, error) {
 	if d.err != nil || ml != uint64(len(d.b)) {
 		return snapFile{}, corruptf("snapshot %s: malformed header", path)
 	}
-	if sf.meta.Membership, err = raft.DecodeMembership(d.b); err != nil {
+	if sf.meta.Membership, err = raftdata.DecodeMembership(d.b); err != nil {
 		return snapFile{}, fmt.Errorf("disk: snapshot %s: %w", path, err)
 	}
 	var tr [snapTrailer]byte

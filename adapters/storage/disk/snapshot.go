@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // CreateSnapshot starts a snapshot described by meta, which must have a
@@ -19,7 +20,7 @@ import (
 // temporary file in the snapshot directory; nothing is visible to readers
 // until Commit succeeds. It may run concurrently with Save, Compact and
 // Commit.
-func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (raft.SnapshotWriter, error) {
+func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (raft.SnapshotWriter, error) {
 	if err := s.check(ctx, "create snapshot"); err != nil {
 		return nil, err
 	}
@@ -45,18 +46,18 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (r
 // of the data the reader returns an error wrapping raft.ErrCorrupt instead of
 // io.EOF if the bytes do not match the checksum written at Commit. With no
 // snapshot it fails with an error wrapping raft.ErrNoSnapshot.
-func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadCloser, error) {
+func (s *Storage) OpenSnapshot(ctx context.Context) (raftdata.SnapshotMeta, io.ReadCloser, error) {
 	if err := s.check(ctx, "open snapshot"); err != nil {
-		return raft.SnapshotMeta{}, nil, err
+		return raftdata.SnapshotMeta{}, nil, err
 	}
 	s.mu.RLock()
 	if s.closed.Load() {
 		s.mu.RUnlock()
-		return raft.SnapshotMeta{}, nil, fmt.Errorf("disk: open snapshot: %w", ErrClosed)
+		return raftdata.SnapshotMeta{}, nil, fmt.Errorf("disk: open snapshot: %w", ErrClosed)
 	}
 	if s.snap.meta.Index == 0 {
 		s.mu.RUnlock()
-		return raft.SnapshotMeta{}, nil, fmt.Errorf("disk: open snapshot: %w", raft.ErrNoSnapshot)
+		return raftdata.SnapshotMeta{}, nil, fmt.Errorf("disk: open snapshot: %w", raft.ErrNoSnapshot)
 	}
 	path := s.snap.path
 	// Opened under the lock: the file cannot be replaced and removed
@@ -64,12 +65,12 @@ func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadC
 	f, err := os.Open(path)
 	s.mu.RUnlock()
 	if err != nil {
-		return raft.SnapshotMeta{}, nil, fmt.Errorf("disk: open snapshot: %w", err)
+		return raftdata.SnapshotMeta{}, nil, fmt.Errorf("disk: open snapshot: %w", err)
 	}
 	sf, err := readSnapFile(f, path)
 	if err != nil {
 		_ = f.Close()
-		return raft.SnapshotMeta{}, nil, err
+		return raftdata.SnapshotMeta{}, nil, err
 	}
 	return sf.meta, &snapReader{f: f, sr: io.NewSectionReader(f, sf.hdr, sf.n), want: sf.crc, path: path}, nil
 }
@@ -77,7 +78,7 @@ func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadC
 // snapshotWriter is the raft.SnapshotWriter returned by CreateSnapshot.
 type snapshotWriter struct {
 	s    *Storage
-	meta raft.SnapshotMeta
+	meta raftdata.SnapshotMeta
 
 	mu   sync.Mutex
 	f    *os.File
@@ -242,7 +243,7 @@ func (s *Storage) holds(index, term uint64) bool {
 }
 
 // cloneMeta returns a copy of m that shares no memory with it.
-func cloneMeta(m raft.SnapshotMeta) raft.SnapshotMeta {
+func cloneMeta(m raftdata.SnapshotMeta) raftdata.SnapshotMeta {
 	m.Membership = m.Membership.Clone()
 	return m
 }

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Record types of the write-ahead log.
@@ -78,7 +78,7 @@ func parsePair(name, ext string) (a, b uint64, ok bool) {
 
 // stateRec is the payload of recCompact and recSnapshot records.
 type stateRec struct {
-	hs         raft.HardState
+	hs         raftdata.HardState
 	snapIndex  uint64
 	snapTerm   uint64
 	upTo       uint64 // recCompact: entries ≤ upTo are discarded
@@ -118,7 +118,7 @@ func decodeState(p []byte) (stateRec, error) {
 	d := decoder{b: p}
 	var r stateRec
 	r.hs.Term = d.uvarint()
-	r.hs.Vote = raft.NodeID(d.uvarint())
+	r.hs.Vote = raftdata.NodeID(d.uvarint())
 	r.hs.Commit = d.uvarint()
 	r.snapIndex = d.uvarint()
 	r.snapTerm = d.uvarint()
@@ -133,7 +133,7 @@ func decodeState(p []byte) (stateRec, error) {
 
 // encodeSave returns a SAVE record for hs (optional) and entries, and the
 // offset of each entry's data within the record (appended to offs).
-func encodeSave(buf []byte, hs *raft.HardState, entries []raft.Entry, offs []int) ([]byte, []int) {
+func encodeSave(buf []byte, hs *raftdata.HardState, entries []raftdata.Entry, offs []int) ([]byte, []int) {
 	buf = append(buf[:0], make([]byte, recHeader)...)
 	if hs != nil {
 		buf = append(buf, saveHasHS)
@@ -165,17 +165,17 @@ func encodeSave(buf []byte, hs *raft.HardState, entries []raft.Entry, offs []int
 // its data within the payload.
 type savedEntry struct {
 	term uint64
-	typ  raft.EntryType
+	typ  raftdata.EntryType
 	off  int
 	n    int
 }
 
 // decodeSave parses the payload of a SAVE record.
-func decodeSave(p []byte, ents []savedEntry) (hs *raft.HardState, first uint64, _ []savedEntry, _ error) {
+func decodeSave(p []byte, ents []savedEntry) (hs *raftdata.HardState, first uint64, _ []savedEntry, _ error) {
 	d := decoder{b: p}
 	flags := d.byte()
 	if flags&saveHasHS != 0 {
-		hs = &raft.HardState{Term: d.uvarint(), Vote: raft.NodeID(d.uvarint()), Commit: d.uvarint()}
+		hs = &raftdata.HardState{Term: d.uvarint(), Vote: raftdata.NodeID(d.uvarint()), Commit: d.uvarint()}
 	}
 	first = d.uvarint()
 	n := d.uvarint()
@@ -189,7 +189,7 @@ func decodeSave(p []byte, ents []savedEntry) (hs *raft.HardState, first uint64, 
 		if d.err != nil || size > uint64(len(d.b)) {
 			return nil, 0, nil, fmt.Errorf("malformed entry in save record")
 		}
-		ents = append(ents, savedEntry{term: term, typ: raft.EntryType(typ), off: len(p) - len(d.b), n: int(size)})
+		ents = append(ents, savedEntry{term: term, typ: raftdata.EntryType(typ), off: len(p) - len(d.b), n: int(size)})
 		d.b = d.b[size:]
 	}
 	if len(d.b) != 0 {

@@ -1,6 +1,6 @@
 package memory
 
-import "github.com/raftkit/raftkit/raft"
+import "github.com/raftkit/raftkit/raft/raftdata"
 
 // chunkEntries is how many entries one chunk of the log holds.
 const chunkEntries = 4096
@@ -11,15 +11,15 @@ const chunkEntries = 4096
 // the entire log on every growth, which under a busy garbage collector costs
 // more than the rest of the store put together.
 type chunkLog struct {
-	chunks [][]raft.Entry // every chunk but the last is full
-	head   int            // entries dropped from the front of chunks[0]
-	n      int            // entries held
+	chunks [][]raftdata.Entry // every chunk but the last is full
+	head   int                // entries dropped from the front of chunks[0]
+	n      int                // entries held
 }
 
 func (c *chunkLog) len() int { return c.n }
 
 // at returns the entry at position i (0 is the oldest held).
-func (c *chunkLog) at(i int) *raft.Entry {
+func (c *chunkLog) at(i int) *raftdata.Entry {
 	i += c.head
 	return &c.chunks[i/chunkEntries][i%chunkEntries]
 }
@@ -48,10 +48,10 @@ func (c *chunkLog) truncate(n int) {
 }
 
 // append adds entries at the end, copying them.
-func (c *chunkLog) append(ents []raft.Entry) {
+func (c *chunkLog) append(ents []raftdata.Entry) {
 	for len(ents) > 0 {
 		if len(c.chunks) == 0 || len(c.chunks[len(c.chunks)-1]) == chunkEntries {
-			c.chunks = append(c.chunks, make([]raft.Entry, 0, chunkEntries))
+			c.chunks = append(c.chunks, make([]raftdata.Entry, 0, chunkEntries))
 		}
 		last := &c.chunks[len(c.chunks)-1]
 		k := min(chunkEntries-len(*last), len(ents))
@@ -82,7 +82,7 @@ func (c *chunkLog) dropFront(k int) {
 }
 
 // copyOut appends entries at positions [a, b) to dst.
-func (c *chunkLog) copyOut(dst []raft.Entry, a, b int) []raft.Entry {
+func (c *chunkLog) copyOut(dst []raftdata.Entry, a, b int) []raftdata.Entry {
 	for a < b {
 		p := a + c.head
 		chunk := c.chunks[p/chunkEntries]

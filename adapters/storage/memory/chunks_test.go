@@ -4,7 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // TestChunkLogMatchesSlice drives a chunkLog and a plain slice with the
@@ -13,15 +13,15 @@ import (
 func TestChunkLogMatchesSlice(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var c chunkLog
-	var model []raft.Entry
+	var model []raftdata.Entry
 	next := uint64(1)
 	for step := 0; step < 400; step++ {
 		switch op := r.IntN(10); {
 		case op < 6:
 			n := r.IntN(3 * chunkEntries / 2)
-			batch := make([]raft.Entry, n)
+			batch := make([]raftdata.Entry, n)
 			for i := range batch {
-				batch[i] = raft.Entry{Index: next, Term: uint64(step)}
+				batch[i] = raftdata.Entry{Index: next, Term: uint64(step)}
 				next++
 			}
 			c.append(batch)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // termOf and dataOf define the log the concurrency test writes, so readers
@@ -19,7 +20,7 @@ import (
 func termOf(i uint64) uint64 { return i/16 + 1 }
 func dataOf(i uint64) []byte { return strconv.AppendUint(nil, i, 10) }
 
-func checkEntry(e raft.Entry, index uint64) error {
+func checkEntry(e raftdata.Entry, index uint64) error {
 	if e.Index != index || e.Term != termOf(index) || string(e.Data) != string(dataOf(index)) {
 		return fmt.Errorf("entry %+v, want index %d term %d data %q", e, index, termOf(index), dataOf(index))
 	}
@@ -46,19 +47,19 @@ func TestConcurrentReadersOneWriter(t *testing.T) {
 				// Rewrite part of the suffix, identically.
 				lo = max(first, next-min(next-1, uint64(rng.Intn(8))))
 			}
-			var batch []raft.Entry
+			var batch []raftdata.Entry
 			for i := lo; i < next+uint64(rng.Intn(32)+1); i++ {
-				batch = append(batch, raft.Entry{Index: i, Term: termOf(i), Data: dataOf(i)})
+				batch = append(batch, raftdata.Entry{Index: i, Term: termOf(i), Data: dataOf(i)})
 			}
 			next = batch[len(batch)-1].Index + 1
-			hs := raft.HardState{Term: termOf(next - 1), Commit: next - 1}
+			hs := raftdata.HardState{Term: termOf(next - 1), Commit: next - 1}
 			if err := s.Save(ctx, &hs, batch); err != nil {
 				t.Errorf("Save: %v", err)
 				return
 			}
 			if rng.Intn(8) == 0 && next > 40 {
 				at := max(snap, next-1-uint64(rng.Intn(20)))
-				w, err := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: at, Term: termOf(at)})
+				w, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: at, Term: termOf(at)})
 				if err == nil {
 					_, err = w.Write(dataOf(at))
 				}
@@ -98,7 +99,7 @@ func TestConcurrentReadersOneWriter(t *testing.T) {
 // are never changed by the writer.
 func reader(s *memory.Storage, seed int64, done *atomic.Bool) error {
 	rng := rand.New(rand.NewSource(seed))
-	var kept []raft.Entry
+	var kept []raftdata.Entry
 	var keptFirst uint64
 	for !done.Load() {
 		st, err := s.InitialState(ctx)
@@ -155,12 +156,12 @@ func TestSaveSteadyStateAllocs(t *testing.T) {
 	const runs, n = 200, 64
 	s := memory.New()
 	data := make([]byte, 128)
-	batch := make([]raft.Entry, n)
-	hs := raft.HardState{Term: 1}
+	batch := make([]raftdata.Entry, n)
+	hs := raftdata.HardState{Term: 1}
 	next := uint64(1)
 	allocs := testing.AllocsPerRun(runs, func() {
 		for j := range batch {
-			batch[j] = raft.Entry{Index: next + uint64(j), Term: 1, Data: data}
+			batch[j] = raftdata.Entry{Index: next + uint64(j), Term: 1, Data: data}
 		}
 		hs.Commit = next
 		if err := s.Save(ctx, &hs, batch); err != nil {
@@ -186,11 +187,11 @@ func benchmarkSave(b *testing.B, n int) {
 	const compactEvery = 1 << 16
 	s := memory.New()
 	data := make([]byte, 128)
-	batch := make([]raft.Entry, n)
+	batch := make([]raftdata.Entry, n)
 	for j := range batch {
-		batch[j] = raft.Entry{Term: 1, Data: data}
+		batch[j] = raftdata.Entry{Term: 1, Data: data}
 	}
-	hs := raft.HardState{Term: 1}
+	hs := raftdata.HardState{Term: 1}
 	next, first := uint64(1), uint64(1)
 	b.SetBytes(int64(n * len(data)))
 	b.ReportAllocs()
@@ -206,7 +207,7 @@ func benchmarkSave(b *testing.B, n int) {
 		}
 		if next-first >= compactEvery {
 			b.StopTimer()
-			w, err := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: next - 1, Term: 1})
+			w, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: next - 1, Term: 1})
 			if err == nil {
 				err = w.Commit(ctx)
 			}

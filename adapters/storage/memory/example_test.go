@@ -6,7 +6,7 @@ import (
 	"io"
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Example shows the life of a store: saving entries and hard state,
@@ -16,18 +16,18 @@ func Example() {
 	ctx := context.Background()
 	s := memory.New()
 
-	hs := raft.HardState{Term: 1, Vote: 1, Commit: 3}
-	_ = s.Save(ctx, &hs, []raft.Entry{
+	hs := raftdata.HardState{Term: 1, Vote: 1, Commit: 3}
+	_ = s.Save(ctx, &hs, []raftdata.Entry{
 		{Index: 1, Term: 1, Data: []byte("a")},
 		{Index: 2, Term: 1, Data: []byte("b")},
 		{Index: 3, Term: 1, Data: []byte("c")},
 		{Index: 4, Term: 1, Data: []byte("d")},
 	})
 	// A new leader's entry replaces the uncommitted suffix from index 4.
-	_ = s.Save(ctx, nil, []raft.Entry{{Index: 4, Term: 2, Data: []byte("D")}})
+	_ = s.Save(ctx, nil, []raftdata.Entry{{Index: 4, Term: 2, Data: []byte("D")}})
 
 	// Snapshot the state machine at index 3, then drop the log up to it.
-	w, _ := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 3, Term: 1})
+	w, _ := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 3, Term: 1})
 	_, _ = w.Write([]byte("a,b,c"))
 	_ = w.Commit(ctx)
 	_ = s.Compact(ctx, 3)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // Storage is an in-memory raft.Storage. Create one with New; the zero value
@@ -37,9 +38,9 @@ type Storage struct {
 type data struct {
 	mu sync.RWMutex
 
-	hs       raft.HardState
-	snap     raft.SnapshotMeta // Index 0 when there is no snapshot
-	snapData []byte            // never modified once installed
+	hs       raftdata.HardState
+	snap     raftdata.SnapshotMeta // Index 0 when there is no snapshot
+	snapData []byte                // never modified once installed
 
 	// first is the index of ents[0] (or where it would be when ents is
 	// empty); the log holds indexes first .. first+len(ents)-1. Invariant:
@@ -127,7 +128,7 @@ func (s *Storage) InitialState(ctx context.Context) (raft.State, error) {
 //
 // The Entry structs are copied into the store; the Data byte slices are
 // retained, so callers must not modify them after Save.
-func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.Entry) error {
+func (s *Storage) Save(ctx context.Context, hs *raftdata.HardState, entries []raftdata.Entry) error {
 	if err := s.check(ctx, "save"); err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func (s *Storage) SaveInline() bool { return true }
 
 // put stores entries at position at of the log, dropping everything after
 // them. The caller holds d.mu for writing and has checked at <= d.ents.len().
-func (d *data) put(at int, entries []raft.Entry) {
+func (d *data) put(at int, entries []raftdata.Entry) {
 	d.ents.truncate(at)
 	d.ents.append(entries)
 }
@@ -175,7 +176,7 @@ func (d *data) put(at int, entries []raft.Entry) {
 // It fails with an error wrapping raft.ErrCompacted when lo < FirstIndex, one
 // wrapping raft.ErrUnavailable when hi > LastIndex+1, and one wrapping
 // ErrInvalidArgument when lo > hi.
-func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raft.Entry, error) {
+func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raftdata.Entry, error) {
 	if err := s.check(ctx, "entries"); err != nil {
 		return nil, err
 	}
@@ -207,7 +208,7 @@ func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]r
 	if a == b {
 		return nil, nil
 	}
-	return d.ents.copyOut(make([]raft.Entry, 0, b-a), a, b), nil
+	return d.ents.copyOut(make([]raftdata.Entry, 0, b-a), a, b), nil
 }
 
 // Term returns the term of the entry at index. It answers for the latest
@@ -264,7 +265,7 @@ func (s *Storage) Compact(ctx context.Context, upTo uint64) error {
 
 // HardState returns the last hard state saved. It is an inspection helper
 // for tests and works on closed handles too.
-func (s *Storage) HardState() raft.HardState {
+func (s *Storage) HardState() raftdata.HardState {
 	d := s.d
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -275,18 +276,18 @@ func (s *Storage) HardState() raft.HardState {
 // LastIndex; it returns nil for an empty log. It is an inspection helper for
 // tests and works on closed handles too. The Data slices are shared with the
 // store and must not be modified.
-func (s *Storage) AllEntries() []raft.Entry {
+func (s *Storage) AllEntries() []raftdata.Entry {
 	d := s.d
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.ents.len() == 0 {
 		return nil
 	}
-	return d.ents.copyOut(make([]raft.Entry, 0, d.ents.len()), 0, d.ents.len())
+	return d.ents.copyOut(make([]raftdata.Entry, 0, d.ents.len()), 0, d.ents.len())
 }
 
 // cloneMeta returns a copy of m that shares no memory with it.
-func cloneMeta(m raft.SnapshotMeta) raft.SnapshotMeta {
+func cloneMeta(m raftdata.SnapshotMeta) raftdata.SnapshotMeta {
 	m.Membership = m.Membership.Clone()
 	return m
 }

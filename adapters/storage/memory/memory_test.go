@@ -10,28 +10,29 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 var ctx = context.Background()
 
 // ents returns entries lo..hi inclusive with the given term and a payload
 // naming the index and term.
-func ents(lo, hi, term uint64) []raft.Entry {
-	var out []raft.Entry
+func ents(lo, hi, term uint64) []raftdata.Entry {
+	var out []raftdata.Entry
 	for i := lo; i <= hi; i++ {
-		out = append(out, raft.Entry{Index: i, Term: term, Data: fmt.Appendf(nil, "%d@%d", i, term)})
+		out = append(out, raftdata.Entry{Index: i, Term: term, Data: fmt.Appendf(nil, "%d@%d", i, term)})
 	}
 	return out
 }
 
-func mustSave(t *testing.T, s *memory.Storage, hs *raft.HardState, es []raft.Entry) {
+func mustSave(t *testing.T, s *memory.Storage, hs *raftdata.HardState, es []raftdata.Entry) {
 	t.Helper()
 	if err := s.Save(ctx, hs, es); err != nil {
 		t.Fatalf("Save(%v, %d entries): %v", hs, len(es), err)
 	}
 }
 
-func mustCommitSnapshot(t *testing.T, s *memory.Storage, meta raft.SnapshotMeta, data string) {
+func mustCommitSnapshot(t *testing.T, s *memory.Storage, meta raftdata.SnapshotMeta, data string) {
 	t.Helper()
 	w, err := s.CreateSnapshot(ctx, meta)
 	if err != nil {
@@ -107,7 +108,7 @@ func TestNewIsEmpty(t *testing.T) {
 
 func TestSaveAppendsAndStoresHardState(t *testing.T) {
 	s := memory.New()
-	hs := raft.HardState{Term: 2, Vote: 3, Commit: 1}
+	hs := raftdata.HardState{Term: 2, Vote: 3, Commit: 1}
 	mustSave(t, s, &hs, ents(1, 3, 1))
 	mustSave(t, s, nil, ents(4, 5, 2)) // nil hard state leaves it alone
 	if got := s.HardState(); got != hs {
@@ -118,7 +119,7 @@ func TestSaveAppendsAndStoresHardState(t *testing.T) {
 	if got := s.AllEntries(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("AllEntries = %v, want %v", got, want)
 	}
-	hs2 := raft.HardState{Term: 3, Commit: 5}
+	hs2 := raftdata.HardState{Term: 3, Commit: 5}
 	mustSave(t, s, &hs2, nil) // hard state only
 	if st := state(t, s); st.HardState != hs2 || st.LastIndex != 5 {
 		t.Fatalf("InitialState = %+v, want hard state %+v and LastIndex 5", st, hs2)
@@ -161,26 +162,26 @@ func TestSaveDoesNotRetainEntriesSlice(t *testing.T) {
 }
 
 func TestSaveErrorsChangeNothing(t *testing.T) {
-	bad := raft.HardState{Term: 99, Vote: 9, Commit: 9}
+	bad := raftdata.HardState{Term: 99, Vote: 9, Commit: 9}
 	tests := []struct {
 		name  string
-		batch []raft.Entry
+		batch []raftdata.Entry
 		want  []error
 	}{
 		{"gap", ents(12, 13, 2), []error{memory.ErrGap, raft.ErrUnavailable}},
 		{"below first index", ents(5, 6, 2), []error{memory.ErrOutOfRange, raft.ErrCompacted}},
 		{"index zero", ents(0, 1, 2), []error{memory.ErrOutOfRange, raft.ErrCompacted}},
-		{"not contiguous", []raft.Entry{{Index: 8, Term: 2}, {Index: 10, Term: 2}}, []error{memory.ErrInvalidArgument}},
-		{"descending", []raft.Entry{{Index: 9, Term: 2}, {Index: 8, Term: 2}}, []error{memory.ErrInvalidArgument}},
-		{"duplicate index", []raft.Entry{{Index: 9, Term: 2}, {Index: 9, Term: 2}}, []error{memory.ErrInvalidArgument}},
-		{"decreasing term", []raft.Entry{{Index: 9, Term: 3}, {Index: 10, Term: 2}}, []error{memory.ErrInvalidArgument}},
+		{"not contiguous", []raftdata.Entry{{Index: 8, Term: 2}, {Index: 10, Term: 2}}, []error{memory.ErrInvalidArgument}},
+		{"descending", []raftdata.Entry{{Index: 9, Term: 2}, {Index: 8, Term: 2}}, []error{memory.ErrInvalidArgument}},
+		{"duplicate index", []raftdata.Entry{{Index: 9, Term: 2}, {Index: 9, Term: 2}}, []error{memory.ErrInvalidArgument}},
+		{"decreasing term", []raftdata.Entry{{Index: 9, Term: 3}, {Index: 10, Term: 2}}, []error{memory.ErrInvalidArgument}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := memory.New()
-			hs := raft.HardState{Term: 1, Vote: 1, Commit: 6}
+			hs := raftdata.HardState{Term: 1, Vote: 1, Commit: 6}
 			mustSave(t, s, &hs, ents(1, 10, 1))
-			mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 6, Term: 1}, "snap")
+			mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 6, Term: 1}, "snap")
 			if err := s.Compact(ctx, 6); err != nil {
 				t.Fatal(err)
 			}
@@ -221,7 +222,7 @@ func TestEntriesReturnsPrivateCopy(t *testing.T) {
 	}
 	// ...and changes to the returned slice must not reach the store.
 	got[0].Term = 42
-	got[1] = raft.Entry{Index: 77}
+	got[1] = raftdata.Entry{Index: 77}
 	checkTerm(t, s, 2, 1)
 	checkTerm(t, s, 3, 2)
 }
@@ -229,7 +230,7 @@ func TestEntriesReturnsPrivateCopy(t *testing.T) {
 func TestEntriesErrors(t *testing.T) {
 	s := memory.New()
 	mustSave(t, s, nil, ents(1, 10, 1))
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 4, Term: 1}, "")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 4, Term: 1}, "")
 	if err := s.Compact(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -268,9 +269,9 @@ func TestEntriesErrors(t *testing.T) {
 
 func TestEntriesMaxBytes(t *testing.T) {
 	s := memory.New()
-	var batch []raft.Entry
+	var batch []raftdata.Entry
 	for i := uint64(1); i <= 5; i++ {
-		batch = append(batch, raft.Entry{Index: i, Term: 1, Data: make([]byte, 100)})
+		batch = append(batch, raftdata.Entry{Index: i, Term: 1, Data: make([]byte, 100)})
 	}
 	mustSave(t, s, nil, batch)
 	size := batch[0].Size()
@@ -306,7 +307,7 @@ func TestTermBoundaries(t *testing.T) {
 	checkTerm(t, s, 8, 2)
 	checkTermErr(t, s, 9, raft.ErrUnavailable)
 
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 5, Term: 2}, "")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 5, Term: 2}, "")
 	checkTerm(t, s, 0, 0) // a snapshot alone compacts nothing
 	if err := s.Compact(ctx, 3); err != nil {
 		t.Fatal(err)
@@ -336,7 +337,7 @@ func TestCompact(t *testing.T) {
 	if err := s.Compact(ctx, 1); !errors.Is(err, raft.ErrUnavailable) {
 		t.Fatalf("Compact without a snapshot: error = %v, want ErrUnavailable", err)
 	}
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 7, Term: 1}, "")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 7, Term: 1}, "")
 	if err := s.Compact(ctx, 8); !errors.Is(err, raft.ErrUnavailable) {
 		t.Fatalf("Compact past the snapshot: error = %v, want ErrUnavailable", err)
 	}
@@ -366,7 +367,7 @@ func TestCompact(t *testing.T) {
 	}
 
 	// Compacting the whole log leaves it empty at the snapshot.
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 12, Term: 2}, "")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 12, Term: 2}, "")
 	if err := s.Compact(ctx, 12); err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +384,7 @@ func TestContextCanceled(t *testing.T) {
 	s := memory.New()
 	c, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := s.Save(c, &raft.HardState{Term: 1}, ents(1, 1, 1)); !errors.Is(err, context.Canceled) {
+	if err := s.Save(c, &raftdata.HardState{Term: 1}, ents(1, 1, 1)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Save with a canceled context: %v", err)
 	}
 	if _, err := s.Entries(c, 1, 1, 0); !errors.Is(err, context.Canceled) {
@@ -397,9 +398,9 @@ func TestContextCanceled(t *testing.T) {
 
 func TestClosed(t *testing.T) {
 	s := memory.New()
-	hs := raft.HardState{Term: 1, Commit: 2}
+	hs := raftdata.HardState{Term: 1, Commit: 2}
 	mustSave(t, s, &hs, ents(1, 3, 1))
-	pending, err := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 2, Term: 1})
+	pending, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 2, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +415,7 @@ func TestClosed(t *testing.T) {
 	_, calls["Entries"] = s.Entries(ctx, 1, 2, 0)
 	_, calls["Term"] = s.Term(ctx, 1)
 	calls["Compact"] = s.Compact(ctx, 0)
-	_, calls["CreateSnapshot"] = s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 1, Term: 1})
+	_, calls["CreateSnapshot"] = s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 1, Term: 1})
 	_, _, calls["OpenSnapshot"] = s.OpenSnapshot(ctx)
 	calls["pending Commit"] = pending.Commit(ctx)
 	for name, err := range calls {
@@ -433,16 +434,16 @@ func TestClosed(t *testing.T) {
 
 func TestReopenPreservesData(t *testing.T) {
 	s := memory.New()
-	hs := raft.HardState{Term: 2, Vote: 1, Commit: 5}
+	hs := raftdata.HardState{Term: 2, Vote: 1, Commit: 5}
 	mustSave(t, s, &hs, append(ents(1, 4, 1), ents(5, 8, 2)...))
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{
 		Index: 5, Term: 2,
-		Membership: raft.Membership{Voters: []raft.Member{{ID: 1, Addr: "a"}}},
+		Membership: raftdata.Membership{Voters: []raftdata.Member{{ID: 1, Addr: "a"}}},
 	}, "state@5")
 	if err := s.Compact(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	lost, err := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 8, Term: 2})
+	lost, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 8, Term: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

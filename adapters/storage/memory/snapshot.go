@@ -8,13 +8,14 @@ import (
 	"sync"
 
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // CreateSnapshot starts a snapshot described by meta, which must have a
 // non-zero Index (else ErrInvalidArgument). The returned writer buffers the
 // bytes in memory; nothing is visible to readers until its Commit succeeds.
 // meta is copied, so the caller may reuse it.
-func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (raft.SnapshotWriter, error) {
+func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (raft.SnapshotWriter, error) {
 	if err := s.check(ctx, "create snapshot"); err != nil {
 		return nil, err
 	}
@@ -28,15 +29,15 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (r
 // and a reader over its bytes. The bytes are immutable, so the reader stays
 // valid when a newer snapshot is committed, and closing it is optional. With
 // no snapshot it fails with an error wrapping raft.ErrNoSnapshot.
-func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadCloser, error) {
+func (s *Storage) OpenSnapshot(ctx context.Context) (raftdata.SnapshotMeta, io.ReadCloser, error) {
 	if err := s.check(ctx, "open snapshot"); err != nil {
-		return raft.SnapshotMeta{}, nil, err
+		return raftdata.SnapshotMeta{}, nil, err
 	}
 	d := s.d
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.snap.Index == 0 {
-		return raft.SnapshotMeta{}, nil, fmt.Errorf("memory: open snapshot: %w", raft.ErrNoSnapshot)
+		return raftdata.SnapshotMeta{}, nil, fmt.Errorf("memory: open snapshot: %w", raft.ErrNoSnapshot)
 	}
 	return cloneMeta(d.snap), io.NopCloser(bytes.NewReader(d.snapData)), nil
 }
@@ -44,7 +45,7 @@ func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadC
 // snapshotWriter is the raft.SnapshotWriter returned by CreateSnapshot.
 type snapshotWriter struct {
 	s    *Storage
-	meta raft.SnapshotMeta
+	meta raftdata.SnapshotMeta
 
 	mu   sync.Mutex
 	buf  bytes.Buffer

@@ -8,10 +8,11 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/memory"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // checkSnapshot opens the latest snapshot and checks its index and bytes.
-func checkSnapshot(t *testing.T, s *memory.Storage, index uint64, data string) raft.SnapshotMeta {
+func checkSnapshot(t *testing.T, s *memory.Storage, index uint64, data string) raftdata.SnapshotMeta {
 	t.Helper()
 	meta, rc, err := s.OpenSnapshot(ctx)
 	if err != nil {
@@ -30,13 +31,13 @@ func checkSnapshot(t *testing.T, s *memory.Storage, index uint64, data string) r
 
 func TestSnapshotCommitKeepsMatchingLog(t *testing.T) {
 	s := memory.New()
-	hs := raft.HardState{Term: 2, Vote: 1, Commit: 8}
+	hs := raftdata.HardState{Term: 2, Vote: 1, Commit: 8}
 	mustSave(t, s, &hs, append(ents(1, 5, 1), ents(6, 10, 2)...))
-	members := raft.Membership{
-		Voters:    []raft.Member{{ID: 1, Addr: "a"}, {ID: 2, Addr: "b"}},
-		NonVoters: []raft.Member{{ID: 3, Addr: "c"}},
+	members := raftdata.Membership{
+		Voters:    []raftdata.Member{{ID: 1, Addr: "a"}, {ID: 2, Addr: "b"}},
+		NonVoters: []raftdata.Member{{ID: 3, Addr: "c"}},
 	}
-	meta := raft.SnapshotMeta{Index: 7, Term: 2, Membership: members.Clone()}
+	meta := raftdata.SnapshotMeta{Index: 7, Term: 2, Membership: members.Clone()}
 	w, err := s.CreateSnapshot(ctx, meta)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestSnapshotCommitKeepsMatchingLog(t *testing.T) {
 
 	checkBounds(t, s, 1, 10) // entry 7 has term 2: the log is kept
 	got := checkSnapshot(t, s, 7, "state@7")
-	want := raft.SnapshotMeta{Index: 7, Term: 2, Membership: members}
+	want := raftdata.SnapshotMeta{Index: 7, Term: 2, Membership: members}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("snapshot meta = %+v, want %+v", got, want)
 	}
@@ -72,16 +73,16 @@ func TestSnapshotCommitKeepsMatchingLog(t *testing.T) {
 func TestSnapshotCommitDiscardsLog(t *testing.T) {
 	tests := []struct {
 		name string
-		meta raft.SnapshotMeta
+		meta raftdata.SnapshotMeta
 	}{
-		{"term mismatch", raft.SnapshotMeta{Index: 7, Term: 3}},
-		{"beyond the log", raft.SnapshotMeta{Index: 20, Term: 3}},
-		{"at the last index, wrong term", raft.SnapshotMeta{Index: 10, Term: 1}},
+		{"term mismatch", raftdata.SnapshotMeta{Index: 7, Term: 3}},
+		{"beyond the log", raftdata.SnapshotMeta{Index: 20, Term: 3}},
+		{"at the last index, wrong term", raftdata.SnapshotMeta{Index: 10, Term: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := memory.New()
-			hs := raft.HardState{Term: 3, Commit: 4}
+			hs := raftdata.HardState{Term: 3, Commit: 4}
 			mustSave(t, s, &hs, append(ents(1, 5, 1), ents(6, 10, 2)...))
 			mustCommitSnapshot(t, s, tt.meta, "x")
 
@@ -108,11 +109,11 @@ func TestSnapshotCommitDiscardsLog(t *testing.T) {
 func TestSnapshotStale(t *testing.T) {
 	s := memory.New()
 	mustSave(t, s, nil, ents(1, 10, 1))
-	older, err := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 5, Term: 1})
+	older, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 5, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 8, Term: 1}, "eight")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 8, Term: 1}, "eight")
 	if err := s.Compact(ctx, 6); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestSnapshotStale(t *testing.T) {
 	}
 
 	// A snapshot at the same index replaces the latest one.
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 8, Term: 1}, "eight again")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 8, Term: 1}, "eight again")
 	checkSnapshot(t, s, 8, "eight again")
 	checkBounds(t, s, 7, 10)
 }
@@ -141,16 +142,16 @@ func TestSnapshotStale(t *testing.T) {
 func TestSnapshotRecommitAfterCompactionKeepsLog(t *testing.T) {
 	s := memory.New()
 	mustSave(t, s, nil, ents(1, 10, 1))
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 5, Term: 1}, "a")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 5, Term: 1}, "a")
 	if err := s.Compact(ctx, 5); err != nil {
 		t.Fatal(err)
 	}
 	// Entry 5 is gone from the log, but the log still follows it.
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 5, Term: 1}, "b")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 5, Term: 1}, "b")
 	checkBounds(t, s, 6, 10)
 	checkSnapshot(t, s, 5, "b")
 	// A different term at that index means the log does not follow it.
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 5, Term: 2}, "c")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 5, Term: 2}, "c")
 	checkBounds(t, s, 6, 5)
 	checkTerm(t, s, 5, 2)
 }
@@ -159,7 +160,7 @@ func TestSnapshotWriterLifecycle(t *testing.T) {
 	s := memory.New()
 	mustSave(t, s, nil, ents(1, 3, 1))
 
-	w, err := s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 2, Term: 1})
+	w, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 2, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestSnapshotWriterLifecycle(t *testing.T) {
 		t.Fatalf("aborted snapshot is visible: %v", err)
 	}
 
-	w, err = s.CreateSnapshot(ctx, raft.SnapshotMeta{Index: 2, Term: 1})
+	w, err = s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 2, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestSnapshotWriterLifecycle(t *testing.T) {
 	}
 	checkSnapshot(t, s, 2, "")
 
-	if _, err := s.CreateSnapshot(ctx, raft.SnapshotMeta{}); !errors.Is(err, memory.ErrInvalidArgument) {
+	if _, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{}); !errors.Is(err, memory.ErrInvalidArgument) {
 		t.Fatalf("CreateSnapshot at index 0: %v, want ErrInvalidArgument", err)
 	}
 }
@@ -207,7 +208,7 @@ func TestSnapshotWriterLifecycle(t *testing.T) {
 func TestSnapshotReaderOutlivesNewerSnapshot(t *testing.T) {
 	s := memory.New()
 	mustSave(t, s, nil, ents(1, 10, 1))
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 3, Term: 1}, "old snapshot bytes")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 3, Term: 1}, "old snapshot bytes")
 	_, rc, err := s.OpenSnapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +217,7 @@ func TestSnapshotReaderOutlivesNewerSnapshot(t *testing.T) {
 	if _, err := io.ReadFull(rc, head); err != nil {
 		t.Fatal(err)
 	}
-	mustCommitSnapshot(t, s, raft.SnapshotMeta{Index: 9, Term: 1}, "new snapshot bytes")
+	mustCommitSnapshot(t, s, raftdata.SnapshotMeta{Index: 9, Term: 1}, "new snapshot bytes")
 	rest, err := io.ReadAll(rc)
 	if err != nil {
 		t.Fatal(err)

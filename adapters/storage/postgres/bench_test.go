@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/raftkit/raftkit/adapters/storage/postgres"
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 var benchBatches = []int{1, 16, 128, 1024}
@@ -23,20 +23,20 @@ const benchEntryBytes = 128
 func BenchmarkAppend(b *testing.B) {
 	for _, n := range benchBatches {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			s := openStore(b, postgres.Options{Group: 9, Node: raft.NodeID(nextNode.Add(1))})
+			s := openStore(b, postgres.Options{Group: 9, Node: raftdata.NodeID(nextNode.Add(1))})
 			defer s.Close()
 			data := make([]byte, benchEntryBytes)
-			batch := make([]raft.Entry, n)
+			batch := make([]raftdata.Entry, n)
 			next := uint64(1)
 			ctx := context.Background()
 			b.SetBytes(int64(n * benchEntryBytes))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				for k := range batch {
-					batch[k] = raft.Entry{Index: next + uint64(k), Term: 1, Data: data}
+					batch[k] = raftdata.Entry{Index: next + uint64(k), Term: 1, Data: data}
 				}
 				next += uint64(n)
-				if err := s.Save(ctx, &raft.HardState{Term: 1, Vote: 1, Commit: next - 1}, batch); err != nil {
+				if err := s.Save(ctx, &raftdata.HardState{Term: 1, Vote: 1, Commit: next - 1}, batch); err != nil {
 					b.Fatal(err)
 				}
 			}

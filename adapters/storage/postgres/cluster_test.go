@@ -8,6 +8,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/postgres"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
@@ -24,7 +25,7 @@ func TestClusterSurvivesDatabaseCrash(t *testing.T) {
 		ElectionTimeout:   300 * time.Millisecond,
 		// Snapshot and compact often, so that crashes meet those too.
 		Configure: func(c *raft.Config) { c.SnapshotEntries, c.SnapshotTrailingEntries = 150, 50 },
-		Storage: func(id raft.NodeID) (raft.Storage, error) {
+		Storage: func(id raftdata.NodeID) (raft.Storage, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			s, err := postgres.Open(ctx, postgres.Options{DSN: srv.dsn(), Group: 1, Node: id})

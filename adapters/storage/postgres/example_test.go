@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/postgres"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // ExampleOpen opens node 3's log of group 1 in PostgreSQL and gives it to a
@@ -66,7 +67,7 @@ func ExampleOpen_pool() {
 	}
 	defer pool.Close()
 
-	for group := raft.GroupID(1); group <= 3; group++ {
+	for group := raftdata.GroupID(1); group <= 3; group++ {
 		store, err := postgres.Open(ctx, postgres.Options{Pool: pool, Group: group, Node: 3, Schema: "raft"})
 		if err != nil {
 			log.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/postgres"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/storagetest"
 )
 
@@ -81,7 +82,7 @@ func openStore(t testing.TB, opts postgres.Options) *postgres.Storage {
 // Reopen opens the same node again.
 var factory = storagetest.FactoryFuncs{
 	NewFunc: func(t testing.TB) raft.Storage {
-		return openStore(t, postgres.Options{Group: 7, Node: raft.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
+		return openStore(t, postgres.Options{Group: 7, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
 	},
 	ReopenFunc: func(t testing.TB, s raft.Storage) raft.Storage {
 		ps := s.(*postgres.Storage)

@@ -31,6 +31,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // DefaultSchema is the schema the tables live in unless Options.Schema says
@@ -61,8 +62,8 @@ type Options struct {
 	// groups and nodes share one schema. Opening a group and node that
 	// another live Storage has open takes the rows over, and the other
 	// store's changes fail with ErrFenced from then on.
-	Group raft.GroupID
-	Node  raft.NodeID
+	Group raftdata.GroupID
+	Node  raftdata.NodeID
 
 	// Schema holds the tables; DefaultSchema when empty. It must be a
 	// lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 bytes).
@@ -104,10 +105,10 @@ type Storage struct {
 
 	// mu guards the state below; changes hold wmu too.
 	mu     sync.RWMutex
-	hs     raft.HardState
+	hs     raftdata.HardState
 	first  uint64
 	last   uint64
-	snap   raft.SnapshotMeta
+	snap   raftdata.SnapshotMeta
 	snapID int64
 }
 
@@ -220,7 +221,7 @@ func (s *Storage) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres: reading state: %w", err)
 	}
-	s.hs = raft.HardState{Term: uint64(term), Vote: raft.NodeID(vote), Commit: uint64(commit)}
+	s.hs = raftdata.HardState{Term: uint64(term), Vote: raftdata.NodeID(vote), Commit: uint64(commit)}
 	s.first = uint64(first)
 	s.last = s.first - 1
 	if last != nil {
@@ -233,12 +234,12 @@ func (s *Storage) load(ctx context.Context) error {
 		if snapIdx == nil {
 			return corruptf("group %d node %d: snapshot %d is missing", s.group, s.node, *snapID)
 		}
-		m, err := raft.DecodeMembership(membership)
+		m, err := raftdata.DecodeMembership(membership)
 		if err != nil {
 			return fmt.Errorf("postgres: snapshot %d membership: %w", *snapID, err)
 		}
 		s.snapID = *snapID
-		s.snap = raft.SnapshotMeta{Index: uint64(*snapIdx), Term: uint64(*snapTerm), Membership: m}
+		s.snap = raftdata.SnapshotMeta{Index: uint64(*snapIdx), Term: uint64(*snapTerm), Membership: m}
 	}
 	return nil
 }
@@ -276,7 +277,7 @@ func (s *Storage) InitialState(ctx context.Context) (raft.State, error) {
 // Save writes entries and the hard state in one transaction and one round
 // trip. A Save whose outcome is unknown (the connection broke after the
 // batch was sent) can be repeated: it replaces whatever of it was written.
-func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.Entry) error {
+func (s *Storage) Save(ctx context.Context, hs *raftdata.HardState, entries []raftdata.Entry) error {
 	if err := s.check(ctx, "save"); err != nil {
 		return err
 	}
@@ -340,11 +341,11 @@ func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.E
 }
 
 // minEntrySize is the smallest Entry.Size: an entry with no data.
-var minEntrySize = (&raft.Entry{}).Size()
+var minEntrySize = (&raftdata.Entry{}).Size()
 
 // Entries returns the entries in [lo, hi), at most maxBytes of them when
 // maxBytes > 0 (but at least one), with one query.
-func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raft.Entry, error) {
+func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raftdata.Entry, error) {
 	if err := s.check(ctx, "entries"); err != nil {
 		return nil, err
 	}
@@ -387,7 +388,7 @@ func (s *Storage) changed(gen uint64, attempt int) bool {
 
 // readEntries runs the query of Entries; complete is false when rows that
 // should be there are missing.
-func (s *Storage) readEntries(ctx context.Context, lo, hi uint64, maxBytes int) (out []raft.Entry, complete bool, err error) {
+func (s *Storage) readEntries(ctx context.Context, lo, hi uint64, maxBytes int) (out []raftdata.Entry, complete bool, err error) {
 	limit := hi - lo
 	if maxBytes > 0 {
 		// No entry is smaller than minEntrySize: this many always pass
@@ -413,7 +414,7 @@ func (s *Storage) readEntries(ctx context.Context, lo, hi uint64, maxBytes int) 
 		return nil, false, s.dbErr("entries", err)
 	}
 	defer rows.Close()
-	out = make([]raft.Entry, 0, min(limit, 1024))
+	out = make([]raftdata.Entry, 0, min(limit, 1024))
 	for rows.Next() {
 		var idx, term int64
 		var kind int16
@@ -428,7 +429,7 @@ func (s *Storage) readEntries(ctx context.Context, lo, hi uint64, maxBytes int) 
 		if !fits {
 			return out, true, nil // the next entry would pass maxBytes
 		}
-		out = append(out, raft.Entry{Index: uint64(idx), Term: uint64(term), Type: raft.EntryType(kind), Data: data})
+		out = append(out, raftdata.Entry{Index: uint64(idx), Term: uint64(term), Type: raftdata.EntryType(kind), Data: data})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, false, s.dbErr("entries", err)
@@ -541,13 +542,13 @@ func (s *Storage) Close() error {
 	return nil
 }
 
-func cloneMeta(m raft.SnapshotMeta) raft.SnapshotMeta {
+func cloneMeta(m raftdata.SnapshotMeta) raftdata.SnapshotMeta {
 	m.Membership = m.Membership.Clone()
 	return m
 }
 
 // Group returns the group whose log the store holds.
-func (s *Storage) Group() raft.GroupID { return raft.GroupID(s.group) }
+func (s *Storage) Group() raftdata.GroupID { return raftdata.GroupID(s.group) }
 
 // Node returns the node whose log the store holds.
-func (s *Storage) Node() raft.NodeID { return raft.NodeID(s.node) }
+func (s *Storage) Node() raftdata.NodeID { return raftdata.NodeID(s.node) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/postgres"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -22,10 +23,10 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func ents(lo, hi, term uint64) []raft.Entry {
-	var out []raft.Entry
+func ents(lo, hi, term uint64) []raftdata.Entry {
+	var out []raftdata.Entry
 	for i := lo; i < hi; i++ {
-		out = append(out, raft.Entry{Index: i, Term: term, Data: []byte(fmt.Sprint("cmd-", i))})
+		out = append(out, raftdata.Entry{Index: i, Term: term, Data: []byte(fmt.Sprint("cmd-", i))})
 	}
 	return out
 }
@@ -112,9 +113,9 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			s, err := postgres.Open(ctxT(t), postgres.Options{DSN: testDSN(), Schema: schema, Group: 3, Node: raft.NodeID(i + 1)})
+			s, err := postgres.Open(ctxT(t), postgres.Options{DSN: testDSN(), Schema: schema, Group: 3, Node: raftdata.NodeID(i + 1)})
 			if err == nil {
-				err = s.Save(ctxT(t), &raft.HardState{Term: uint64(i + 1)}, ents(1, 3, 1))
+				err = s.Save(ctxT(t), &raftdata.HardState{Term: uint64(i + 1)}, ents(1, 3, 1))
 				s.Close()
 			}
 			errs[i] = err
@@ -153,8 +154,8 @@ func TestNewerSchemaRefused(t *testing.T) {
 // TestGroupsAndNodesAreIsolated writes different logs under the same node
 // ID in two groups and under two node IDs in one group.
 func TestGroupsAndNodesAreIsolated(t *testing.T) {
-	node := raft.NodeID(nextNode.Add(1))
-	other := raft.NodeID(nextNode.Add(1))
+	node := raftdata.NodeID(nextNode.Add(1))
+	other := raftdata.NodeID(nextNode.Add(1))
 	stores := map[string]*postgres.Storage{
 		"g1":  openStore(t, postgres.Options{Group: 1, Node: node}),
 		"g2":  openStore(t, postgres.Options{Group: 2, Node: node}),
@@ -162,7 +163,7 @@ func TestGroupsAndNodesAreIsolated(t *testing.T) {
 	}
 	last := map[string]uint64{"g1": 5, "g2": 9, "g1b": 2}
 	for name, s := range stores {
-		if err := s.Save(ctxT(t), &raft.HardState{Term: last[name]}, ents(1, last[name]+1, last[name])); err != nil {
+		if err := s.Save(ctxT(t), &raftdata.HardState{Term: last[name]}, ents(1, last[name]+1, last[name])); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,15 +188,15 @@ func TestGroupsAndNodesAreIsolated(t *testing.T) {
 // TestSecondOpenFencesFirst: two stores opened for one node (a
 // misconfiguration) never both write; the older one's changes fail whole.
 func TestSecondOpenFencesFirst(t *testing.T) {
-	node := raft.NodeID(nextNode.Add(1))
+	node := raftdata.NodeID(nextNode.Add(1))
 	a := openStore(t, postgres.Options{Group: 1, Node: node})
 	defer a.Close()
-	if err := a.Save(ctxT(t), &raft.HardState{Term: 1}, ents(1, 4, 1)); err != nil {
+	if err := a.Save(ctxT(t), &raftdata.HardState{Term: 1}, ents(1, 4, 1)); err != nil {
 		t.Fatal(err)
 	}
 	b := openStore(t, postgres.Options{Group: 1, Node: node})
 	defer b.Close()
-	err := a.Save(ctxT(t), &raft.HardState{Term: 5, Vote: 2}, ents(2, 8, 5))
+	err := a.Save(ctxT(t), &raftdata.HardState{Term: 5, Vote: 2}, ents(2, 8, 5))
 	if !errors.Is(err, postgres.ErrFenced) {
 		t.Fatalf("save on the fenced store: %v, want ErrFenced", err)
 	}
@@ -230,12 +231,12 @@ func TestSaveWhileServerDown(t *testing.T) {
 	}
 	s := open()
 	defer s.Close()
-	if err := s.Save(ctxT(t), &raft.HardState{Term: 1}, ents(1, 11, 1)); err != nil {
+	if err := s.Save(ctxT(t), &raftdata.HardState{Term: 1}, ents(1, 11, 1)); err != nil {
 		t.Fatal(err)
 	}
 	srv.crash()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	err := s.Save(ctx, &raft.HardState{Term: 2, Commit: 3}, ents(8, 21, 2))
+	err := s.Save(ctx, &raftdata.HardState{Term: 2, Commit: 3}, ents(8, 21, 2))
 	cancel()
 	if err == nil {
 		t.Fatal("save with the server down returned nil")
@@ -243,7 +244,7 @@ func TestSaveWhileServerDown(t *testing.T) {
 	srv.start()
 	var last error
 	for i := 0; i < 100; i++ { // the pool redials
-		if last = s.Save(ctxT(t), &raft.HardState{Term: 2, Commit: 3}, ents(8, 21, 2)); last == nil {
+		if last = s.Save(ctxT(t), &raftdata.HardState{Term: 2, Commit: 3}, ents(8, 21, 2)); last == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -258,7 +259,7 @@ func TestSaveWhileServerDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.LastIndex != 20 || st.HardState != (raft.HardState{Term: 2, Commit: 3}) {
+	if st.LastIndex != 20 || st.HardState != (raftdata.HardState{Term: 2, Commit: 3}) {
 		t.Fatalf("state %+v, want last 20 and term 2 commit 3", st)
 	}
 	es, err := r.Entries(ctxT(t), 1, 21, 0)
@@ -279,9 +280,9 @@ func TestSaveWhileServerDown(t *testing.T) {
 // TestCorruptMembershipReported: undecodable bytes in a snapshot's
 // membership column are reported as raft.ErrCorrupt, not guessed at.
 func TestCorruptMembershipReported(t *testing.T) {
-	node := raft.NodeID(nextNode.Add(1))
+	node := raftdata.NodeID(nextNode.Add(1))
 	s := openStore(t, postgres.Options{Group: 1, Node: node})
-	w, err := s.CreateSnapshot(ctxT(t), raft.SnapshotMeta{Index: 5, Term: 1})
+	w, err := s.CreateSnapshot(ctxT(t), raftdata.SnapshotMeta{Index: 5, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,10 +307,10 @@ func TestCorruptMembershipReported(t *testing.T) {
 // TestFencedSnapshotWriterLeavesNothing: a snapshot being written when
 // another store opens the node fails, and leaves no rows behind.
 func TestFencedSnapshotWriterLeavesNothing(t *testing.T) {
-	node := raft.NodeID(nextNode.Add(1))
+	node := raftdata.NodeID(nextNode.Add(1))
 	a := openStore(t, postgres.Options{Group: 1, Node: node, ChunkBytes: 16})
 	defer a.Close()
-	w, err := a.CreateSnapshot(ctxT(t), raft.SnapshotMeta{Index: 3, Term: 1})
+	w, err := a.CreateSnapshot(ctxT(t), raftdata.SnapshotMeta{Index: 3, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +344,7 @@ func TestFencedSnapshotWriterLeavesNothing(t *testing.T) {
 // inside the log's bounds, are corruption, whether the read is cut by size
 // or not.
 func TestMissingRowsReportedCorrupt(t *testing.T) {
-	node := raft.NodeID(nextNode.Add(1))
+	node := raftdata.NodeID(nextNode.Add(1))
 	s := openStore(t, postgres.Options{Group: 1, Node: node})
 	defer s.Close()
 	if err := s.Save(ctxT(t), nil, ents(1, 11, 1)); err != nil {
@@ -366,7 +367,7 @@ func TestMissingRowsReportedCorrupt(t *testing.T) {
 		t.Errorf("Term(5): %v, want raft.ErrCorrupt", err)
 	}
 	// Reads that stop before the hole are fine.
-	if es, err := s.Entries(ctxT(t), 1, 11, 3*(&raft.Entry{Data: []byte("cmd-1")}).Size()); err != nil || len(es) != 3 {
+	if es, err := s.Entries(ctxT(t), 1, 11, 3*(&raftdata.Entry{Data: []byte("cmd-1")}).Size()); err != nil || len(es) != 3 {
 		t.Errorf("Entries cut before the hole: %d entries, %v", len(es), err)
 	}
 }

@@ -20,7 +20,7 @@ var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 //
 // Every table is keyed by (group_id, node_id): many groups and many nodes
 // share one schema without seeing each other's rows. IDs are the uint64
-// values of raft.GroupID and raft.NodeID stored bit for bit in bigint.
+// values of raftdata.GroupID and raftdata.NodeID stored bit for bit in bigint.
 var migrations = []string{
 	// Version 1.
 	`CREATE TABLE %[1]s.nodes (

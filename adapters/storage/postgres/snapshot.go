@@ -11,12 +11,13 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // CreateSnapshot registers a snapshot and returns a writer that stores its
 // bytes in rows of Options.ChunkBytes, buffering at most one row. Nothing is
 // visible to OpenSnapshot until Commit.
-func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (raft.SnapshotWriter, error) {
+func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (raft.SnapshotWriter, error) {
 	if err := s.check(ctx, "create snapshot"); err != nil {
 		return nil, err
 	}
@@ -26,7 +27,7 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (r
 	var id int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO `+s.q+`.snapshots (group_id, node_id, snapshot_id, idx, term, membership)
 		VALUES ($1, $2, nextval('`+s.q+`.snapshot_ids'), $3, $4, $5) RETURNING snapshot_id`,
-		s.group, s.node, int64(meta.Index), int64(meta.Term), raft.EncodeMembership(meta.Membership)).Scan(&id)
+		s.group, s.node, int64(meta.Index), int64(meta.Term), raftdata.EncodeMembership(meta.Membership)).Scan(&id)
 	if err != nil {
 		return nil, s.dbErr("create snapshot", err)
 	}
@@ -39,7 +40,7 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (r
 type snapshotWriter struct {
 	s      *Storage
 	id     int64
-	meta   raft.SnapshotMeta
+	meta   raftdata.SnapshotMeta
 	mu     sync.Mutex
 	chunks storeutil.Chunker
 	done   bool
@@ -179,13 +180,13 @@ func (w *snapshotWriter) Abort() error {
 // it is closed: it reads one chunk at a time from the database's snapshot
 // taken when it opened, so a newer snapshot committed meanwhile (which
 // deletes this one's rows) does not disturb it.
-func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadCloser, error) {
+func (s *Storage) OpenSnapshot(ctx context.Context) (raftdata.SnapshotMeta, io.ReadCloser, error) {
 	if err := s.check(ctx, "open snapshot"); err != nil {
-		return raft.SnapshotMeta{}, nil, err
+		return raftdata.SnapshotMeta{}, nil, err
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return raft.SnapshotMeta{}, nil, s.dbErr("open snapshot", err)
+		return raftdata.SnapshotMeta{}, nil, s.dbErr("open snapshot", err)
 	}
 	var (
 		id, idx, term *int64
@@ -203,16 +204,16 @@ func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadC
 	} else if err != nil {
 		err = s.dbErr("open snapshot", err)
 	}
-	var meta raft.SnapshotMeta
+	var meta raftdata.SnapshotMeta
 	if err == nil {
-		meta = raft.SnapshotMeta{Index: uint64(*idx), Term: uint64(*term)}
-		if meta.Membership, err = raft.DecodeMembership(membership); err != nil {
+		meta = raftdata.SnapshotMeta{Index: uint64(*idx), Term: uint64(*term)}
+		if meta.Membership, err = raftdata.DecodeMembership(membership); err != nil {
 			err = fmt.Errorf("postgres: snapshot %d membership: %w", *id, err)
 		}
 	}
 	if err != nil {
 		_ = tx.Rollback(context.Background())
-		return raft.SnapshotMeta{}, nil, err
+		return raftdata.SnapshotMeta{}, nil, err
 	}
 	return meta, &snapshotReader{s: s, tx: tx, id: *id, chunks: *chunks}, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/redis"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // ExampleOpen opens node 3's log of group 1 in Redis and gives it to a
@@ -81,7 +82,7 @@ func ExampleOpen_client() {
 	})
 	defer rdb.Close()
 
-	for group := raft.GroupID(1); group <= 3; group++ {
+	for group := raftdata.GroupID(1); group <= 3; group++ {
 		store, err := redis.Open(ctx, redis.Options{Client: rdb, Group: group, Node: 3, Prefix: "payments"})
 		if err != nil {
 			log.Fatal(err)

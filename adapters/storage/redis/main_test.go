@@ -12,6 +12,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/redis"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/storagetest"
 )
 
@@ -65,7 +66,7 @@ func openStore(t testing.TB, opts redis.Options) *redis.Storage {
 // same node again.
 var factory = storagetest.FactoryFuncs{
 	NewFunc: func(t testing.TB) raft.Storage {
-		return openStore(t, redis.Options{Group: 7, Node: raft.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
+		return openStore(t, redis.Options{Group: 7, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
 	},
 	ReopenFunc: func(t testing.TB, s raft.Storage) raft.Storage {
 		rs := s.(*redis.Storage)

@@ -32,6 +32,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // DefaultPrefix starts every key unless Options.Prefix says otherwise.
@@ -71,8 +72,8 @@ type Options struct {
 	// and nodes share one Redis. Opening a group and node that another live
 	// Storage has open takes the keys over, and the other store's changes
 	// fail with ErrFenced from then on.
-	Group raft.GroupID
-	Node  raft.NodeID
+	Group raftdata.GroupID
+	Node  raftdata.NodeID
 
 	// Prefix starts every key; DefaultPrefix when empty. Letters, digits
 	// and _ . : - only, at most 64 bytes.
@@ -106,8 +107,8 @@ type Storage struct {
 	meta     string
 	logKey   string
 	pending  string
-	group    raft.GroupID
-	node     raft.NodeID
+	group    raftdata.GroupID
+	node     raftdata.NodeID
 	owner    string
 	chunk    int
 	oldTTL   time.Duration
@@ -244,13 +245,13 @@ func (s *Storage) load(ctx context.Context) error {
 			return err
 		}
 	}
-	st.HardState.Vote = raft.NodeID(vote)
+	st.HardState.Vote = raftdata.NodeID(vote)
 	if st.FirstIndex == 0 {
 		return corruptf("%s has no first index", s.meta)
 	}
 	st.LastIndex = st.FirstIndex + uint64(length) - 1
 	if snapID > 0 {
-		if st.Snapshot.Membership, err = raft.DecodeMembership([]byte(m["snapmem"])); err != nil {
+		if st.Snapshot.Membership, err = raftdata.DecodeMembership([]byte(m["snapmem"])); err != nil {
 			return fmt.Errorf("redis: snapshot %d membership: %w", snapID, err)
 		}
 	}
@@ -300,7 +301,7 @@ func (s *Storage) InitialState(ctx context.Context) (raft.State, error) {
 }
 
 // encodeEntry is a log element: index, term, type, data.
-func encodeEntry(e *raft.Entry) []byte {
+func encodeEntry(e *raftdata.Entry) []byte {
 	b := make([]byte, headerBytes, headerBytes+len(e.Data))
 	binary.BigEndian.PutUint64(b, e.Index)
 	binary.BigEndian.PutUint64(b[8:], e.Term)
@@ -308,18 +309,18 @@ func encodeEntry(e *raft.Entry) []byte {
 	return append(b, e.Data...)
 }
 
-func decodeEntry(b string, want uint64) (raft.Entry, error) {
+func decodeEntry(b string, want uint64) (raftdata.Entry, error) {
 	if len(b) < headerBytes {
-		return raft.Entry{}, corruptf("log element of %d bytes", len(b))
+		return raftdata.Entry{}, corruptf("log element of %d bytes", len(b))
 	}
-	e := raft.Entry{
+	e := raftdata.Entry{
 		Index: binary.BigEndian.Uint64([]byte(b[:8])),
 		Term:  binary.BigEndian.Uint64([]byte(b[8:16])),
-		Type:  raft.EntryType(b[16]),
+		Type:  raftdata.EntryType(b[16]),
 		Data:  []byte(b[headerBytes:]),
 	}
 	if e.Index != want {
-		return raft.Entry{}, corruptf("log element at index %d holds index %d", want, e.Index)
+		return raftdata.Entry{}, corruptf("log element at index %d holds index %d", want, e.Index)
 	}
 	return e, nil
 }
@@ -327,7 +328,7 @@ func decodeEntry(b string, want uint64) (raft.Entry, error) {
 // Save writes entries and the hard state atomically in one script and one
 // round trip. A Save whose outcome is unknown (the connection broke) can be
 // repeated: it replaces whatever of it was written.
-func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.Entry) error {
+func (s *Storage) Save(ctx context.Context, hs *raftdata.HardState, entries []raftdata.Entry) error {
 	if err := s.check(ctx, "save"); err != nil {
 		return err
 	}
@@ -359,12 +360,12 @@ func (s *Storage) Save(ctx context.Context, hs *raft.HardState, entries []raft.E
 }
 
 // extraSize is what a log element's length lacks of its Entry.Size.
-var extraSize = (&raft.Entry{}).Size() - headerBytes
+var extraSize = (&raftdata.Entry{}).Size() - headerBytes
 
 // Entries returns the entries in [lo, hi), at most maxBytes of them when
 // maxBytes > 0 (but at least one); the server cuts the range, so entries
 // past maxBytes are never sent.
-func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raft.Entry, error) {
+func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raftdata.Entry, error) {
 	if err := s.check(ctx, "entries"); err != nil {
 		return nil, err
 	}
@@ -381,7 +382,7 @@ func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]r
 	if len(res) == 1 {
 		return nil, nil
 	}
-	out := make([]raft.Entry, 0, len(res)-1)
+	out := make([]raftdata.Entry, 0, len(res)-1)
 	for i, v := range res[1:] {
 		b, _ := v.(string)
 		e, err := decodeEntry(b, lo+uint64(i))
@@ -470,10 +471,10 @@ func (s *Storage) Close() error {
 }
 
 // Group returns the group whose log the store holds.
-func (s *Storage) Group() raft.GroupID { return s.group }
+func (s *Storage) Group() raftdata.GroupID { return s.group }
 
 // Node returns the node whose log the store holds.
-func (s *Storage) Node() raft.NodeID { return s.node }
+func (s *Storage) Node() raftdata.NodeID { return s.node }
 
 // isNil reports a missing key or field.
 func isNil(err error) bool { return errors.Is(err, goredis.Nil) }

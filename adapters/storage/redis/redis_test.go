@@ -14,13 +14,14 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/redis"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
 
-func ents(lo, hi, term uint64) []raft.Entry {
-	var out []raft.Entry
+func ents(lo, hi, term uint64) []raftdata.Entry {
+	var out []raftdata.Entry
 	for i := lo; i < hi; i++ {
-		out = append(out, raft.Entry{Index: i, Term: term, Data: []byte(fmt.Sprint("cmd-", i))})
+		out = append(out, raftdata.Entry{Index: i, Term: term, Data: []byte(fmt.Sprint("cmd-", i))})
 	}
 	return out
 }
@@ -84,7 +85,7 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 }
 
 func TestNewerLayoutRefused(t *testing.T) {
-	node := raft.NodeID(nextNode.Add(1))
+	node := raftdata.NodeID(nextNode.Add(1))
 	s := openStore(t, redis.Options{Group: 1, Node: node})
 	s.Close()
 	c := shared.srv.client(t)
@@ -99,14 +100,14 @@ func TestNewerLayoutRefused(t *testing.T) {
 // TestGroupsAndNodesAreIsolated writes different logs under the same node
 // ID in two groups and under two prefixes.
 func TestGroupsAndNodesAreIsolated(t *testing.T) {
-	node := raft.NodeID(nextNode.Add(1))
+	node := raftdata.NodeID(nextNode.Add(1))
 	stores := map[string]redis.Options{
 		"g1": {Group: 1, Node: node}, "g2": {Group: 2, Node: node}, "other prefix": {Group: 1, Node: node, Prefix: "app:raft"},
 	}
 	last := map[string]uint64{"g1": 5, "g2": 9, "other prefix": 2}
 	for name, o := range stores {
 		s := openStore(t, o)
-		if err := s.Save(ctxT(t), &raft.HardState{Term: last[name]}, ents(1, last[name]+1, last[name])); err != nil {
+		if err := s.Save(ctxT(t), &raftdata.HardState{Term: last[name]}, ents(1, last[name]+1, last[name])); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -128,13 +129,13 @@ func TestGroupsAndNodesAreIsolated(t *testing.T) {
 // TestSecondOpenFencesFirst: two stores opened for one node (a
 // misconfiguration) never both write; the older one's changes fail whole.
 func TestSecondOpenFencesFirst(t *testing.T) {
-	node := raft.NodeID(nextNode.Add(1))
+	node := raftdata.NodeID(nextNode.Add(1))
 	a := openStore(t, redis.Options{Group: 1, Node: node, ChunkBytes: 16})
 	defer a.Close()
-	if err := a.Save(ctxT(t), &raft.HardState{Term: 1}, ents(1, 4, 1)); err != nil {
+	if err := a.Save(ctxT(t), &raftdata.HardState{Term: 1}, ents(1, 4, 1)); err != nil {
 		t.Fatal(err)
 	}
-	w, err := a.CreateSnapshot(ctxT(t), raft.SnapshotMeta{Index: 3, Term: 1})
+	w, err := a.CreateSnapshot(ctxT(t), raftdata.SnapshotMeta{Index: 3, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,13 +144,13 @@ func TestSecondOpenFencesFirst(t *testing.T) {
 	}
 	b := openStore(t, redis.Options{Group: 1, Node: node})
 	defer b.Close()
-	if err := a.Save(ctxT(t), &raft.HardState{Term: 5, Vote: 2}, ents(2, 8, 5)); !errors.Is(err, redis.ErrFenced) {
+	if err := a.Save(ctxT(t), &raftdata.HardState{Term: 5, Vote: 2}, ents(2, 8, 5)); !errors.Is(err, redis.ErrFenced) {
 		t.Fatalf("save on the fenced store: %v, want ErrFenced", err)
 	}
 	if _, err := w.Write(make([]byte, 40)); !errors.Is(err, redis.ErrFenced) {
 		t.Fatalf("snapshot write on the fenced store: %v, want ErrFenced", err)
 	}
-	if _, err := a.CreateSnapshot(ctxT(t), raft.SnapshotMeta{Index: 3, Term: 1}); !errors.Is(err, redis.ErrFenced) {
+	if _, err := a.CreateSnapshot(ctxT(t), raftdata.SnapshotMeta{Index: 3, Term: 1}); !errors.Is(err, redis.ErrFenced) {
 		t.Fatalf("create snapshot on the fenced store: %v, want ErrFenced", err)
 	}
 	st, err := b.InitialState(ctxT(t))
@@ -177,10 +178,10 @@ func TestSecondOpenFencesFirst(t *testing.T) {
 // snapshot's Commit finishes within OldSnapshotTTL, and fails with
 // ErrSnapshotGone after it.
 func TestReplacedSnapshotReadableForTTL(t *testing.T) {
-	s := openStore(t, redis.Options{Group: 1, Node: raft.NodeID(nextNode.Add(1)), ChunkBytes: 8, OldSnapshotTTL: 300 * time.Millisecond})
+	s := openStore(t, redis.Options{Group: 1, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 8, OldSnapshotTTL: 300 * time.Millisecond})
 	defer s.Close()
 	commit := func(index uint64, data string) {
-		w, err := s.CreateSnapshot(ctxT(t), raft.SnapshotMeta{Index: index, Term: 1})
+		w, err := s.CreateSnapshot(ctxT(t), raftdata.SnapshotMeta{Index: index, Term: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +221,7 @@ func TestReplacedSnapshotReadableForTTL(t *testing.T) {
 // TestCorruptElementReported: a log element that is not what the store
 // wrote is raft.ErrCorrupt.
 func TestCorruptElementReported(t *testing.T) {
-	node := raft.NodeID(nextNode.Add(1))
+	node := raftdata.NodeID(nextNode.Add(1))
 	s := openStore(t, redis.Options{Group: 1, Node: node})
 	defer s.Close()
 	if err := s.Save(ctxT(t), nil, ents(1, 6, 1)); err != nil {
@@ -250,12 +251,12 @@ func TestSaveWhileServerDown(t *testing.T) {
 	srv := startRedis(t, durableSettings...)
 	s := openStore(t, redis.Options{Redis: opts(srv.addr()), Node: 1})
 	defer s.Close()
-	if err := s.Save(ctxT(t), &raft.HardState{Term: 1}, ents(1, 11, 1)); err != nil {
+	if err := s.Save(ctxT(t), &raftdata.HardState{Term: 1}, ents(1, 11, 1)); err != nil {
 		t.Fatal(err)
 	}
 	srv.kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	err := s.Save(ctx, &raft.HardState{Term: 2, Commit: 3}, ents(8, 21, 2))
+	err := s.Save(ctx, &raftdata.HardState{Term: 2, Commit: 3}, ents(8, 21, 2))
 	cancel()
 	if err == nil {
 		t.Fatal("save with the server down returned nil")
@@ -263,7 +264,7 @@ func TestSaveWhileServerDown(t *testing.T) {
 	srv.start()
 	var last error
 	for i := 0; i < 100; i++ {
-		if last = s.Save(ctxT(t), &raft.HardState{Term: 2, Commit: 3}, ents(8, 21, 2)); last == nil {
+		if last = s.Save(ctxT(t), &raftdata.HardState{Term: 2, Commit: 3}, ents(8, 21, 2)); last == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -280,7 +281,7 @@ func TestSaveWhileServerDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.LastIndex != 20 || st.HardState != (raft.HardState{Term: 2, Commit: 3}) {
+	if st.LastIndex != 20 || st.HardState != (raftdata.HardState{Term: 2, Commit: 3}) {
 		t.Fatalf("state %+v, want last 20 and term 2 commit 3", st)
 	}
 	es, err := r.Entries(ctxT(t), 1, 21, 0)
@@ -310,7 +311,7 @@ func TestClusterSurvivesRedisKill(t *testing.T) {
 		HeartbeatInterval: 20 * time.Millisecond,
 		ElectionTimeout:   300 * time.Millisecond,
 		Configure:         func(c *raft.Config) { c.SnapshotEntries, c.SnapshotTrailingEntries = 150, 50 },
-		Storage: func(id raft.NodeID) (raft.Storage, error) {
+		Storage: func(id raftdata.NodeID) (raft.Storage, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			// No go-redis retries: a Save that meets the kill fails and the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/redis"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 	"github.com/raftkit/raftkit/raft/storagetest"
 )
 
@@ -48,7 +49,7 @@ func TestConformanceScriptsRunTwice(t *testing.T) {
 		NewFunc: func(t testing.TB) raft.Storage {
 			c := newClient(t)
 			t.Cleanup(func() { _ = c.Close() })
-			return openStore(t, redis.Options{Client: c, Group: 8, Node: raft.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
+			return openStore(t, redis.Options{Client: c, Group: 8, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
 		},
 		ReopenFunc: func(t testing.TB, s raft.Storage) raft.Storage {
 			rs := s.(*redis.Storage)

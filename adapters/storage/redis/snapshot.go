@@ -11,12 +11,13 @@ import (
 
 	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // CreateSnapshot registers a pending snapshot and returns a writer that
 // stores its bytes as list elements of Options.ChunkBytes, buffering at most
 // one. Nothing is visible to OpenSnapshot until Commit.
-func (s *Storage) CreateSnapshot(ctx context.Context, meta raft.SnapshotMeta) (raft.SnapshotWriter, error) {
+func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (raft.SnapshotWriter, error) {
 	if err := s.check(ctx, "create snapshot"); err != nil {
 		return nil, err
 	}
@@ -38,7 +39,7 @@ type snapshotWriter struct {
 	s      *Storage
 	id     string
 	key    string
-	meta   raft.SnapshotMeta
+	meta   raftdata.SnapshotMeta
 	mu     sync.Mutex
 	chunks storeutil.Chunker
 	done   bool
@@ -101,7 +102,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		keys := []string{s.meta, s.logKey, s.pending, s.chunkKey(old)}
 		err := commitScript.Run(ctx, s.c, keys, s.owner, w.id, w.meta.Index, term[:], w.meta.Term,
-			raft.EncodeMembership(w.meta.Membership), w.chunks.Chunks(), old, s.oldTTL.Milliseconds()).Err()
+			raftdata.EncodeMembership(w.meta.Membership), w.chunks.Chunks(), old, s.oldTTL.Milliseconds()).Err()
 		if err == nil {
 			break
 		}
@@ -140,13 +141,13 @@ func (w *snapshotWriter) Abort() error {
 // per round trip. A newer snapshot committed meanwhile does not disturb the
 // reader for Options.OldSnapshotTTL; after that its reads fail with
 // ErrSnapshotGone.
-func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadCloser, error) {
+func (s *Storage) OpenSnapshot(ctx context.Context) (raftdata.SnapshotMeta, io.ReadCloser, error) {
 	if err := s.check(ctx, "open snapshot"); err != nil {
-		return raft.SnapshotMeta{}, nil, err
+		return raftdata.SnapshotMeta{}, nil, err
 	}
 	vals, err := snapMetaScript.Run(ctx, s.c, []string{s.meta}).Slice()
 	if err != nil {
-		return raft.SnapshotMeta{}, nil, s.scriptErr("open snapshot", err)
+		return raftdata.SnapshotMeta{}, nil, s.scriptErr("open snapshot", err)
 	}
 	str := func(i int) string {
 		if i < len(vals) {
@@ -156,17 +157,17 @@ func (s *Storage) OpenSnapshot(ctx context.Context) (raft.SnapshotMeta, io.ReadC
 		return ""
 	}
 	if str(0) == "" || str(0) == "0" {
-		return raft.SnapshotMeta{}, nil, fmt.Errorf("redis: open snapshot: %w", raft.ErrNoSnapshot)
+		return raftdata.SnapshotMeta{}, nil, fmt.Errorf("redis: open snapshot: %w", raft.ErrNoSnapshot)
 	}
 	var nums [3]uint64
 	for i, f := range []int{1, 2, 4} {
 		if nums[i], err = strconv.ParseUint(str(f), 10, 64); err != nil {
-			return raft.SnapshotMeta{}, nil, corruptf("%s: snapshot %s metadata: %q", s.meta, str(0), str(f))
+			return raftdata.SnapshotMeta{}, nil, corruptf("%s: snapshot %s metadata: %q", s.meta, str(0), str(f))
 		}
 	}
-	meta := raft.SnapshotMeta{Index: nums[0], Term: nums[1]}
-	if meta.Membership, err = raft.DecodeMembership([]byte(str(3))); err != nil {
-		return raft.SnapshotMeta{}, nil, fmt.Errorf("redis: snapshot %s membership: %w", str(0), err)
+	meta := raftdata.SnapshotMeta{Index: nums[0], Term: nums[1]}
+	if meta.Membership, err = raftdata.DecodeMembership([]byte(str(3))); err != nil {
+		return raftdata.SnapshotMeta{}, nil, fmt.Errorf("redis: snapshot %s membership: %w", str(0), err)
 	}
 	return meta, &snapshotReader{s: s, id: str(0), key: s.chunkKey(str(0)), chunks: int64(nums[2])}, nil
 }

@@ -21,38 +21,6 @@ var (
 	ErrBadConfigChange = errors.New("engine: configuration does not follow from the one in force")
 )
 
-// Role is a node's part in the protocol.
-type Role uint8
-
-const (
-	// Follower accepts entries from the leader and votes.
-	Follower Role = iota
-	// PreCandidate is polling for a pre-vote (thesis §9.6).
-	PreCandidate
-	// Candidate is campaigning for votes (Raft paper §5.2).
-	Candidate
-	// Leader accepts proposals and replicates the log.
-	Leader
-	// NonVoter receives the log but never votes or campaigns.
-	NonVoter
-)
-
-func (r Role) String() string {
-	switch r {
-	case Follower:
-		return "follower"
-	case PreCandidate:
-		return "pre-candidate"
-	case Candidate:
-		return "candidate"
-	case Leader:
-		return "leader"
-	case NonVoter:
-		return "non-voter"
-	}
-	return fmt.Sprintf("Role(%d)", uint8(r))
-}
-
 // Config parameterizes an engine. Times are in ticks: the runtime calls Tick
 // at a fixed interval.
 type Config struct {

@@ -5,13 +5,13 @@ package storeutil
 import (
 	"fmt"
 
-	"github.com/raftkit/raftkit/raft"
+	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // ValidateBatch checks that entries are contiguous, ascending and never
 // go back in term, as raft.Storage.Save requires. Errors wrap invalid, the
 // adapter's own sentinel for invalid arguments.
-func ValidateBatch(entries []raft.Entry, invalid error) error {
+func ValidateBatch(entries []raftdata.Entry, invalid error) error {
 	for i := 1; i < len(entries); i++ {
 		prev, e := &entries[i-1], &entries[i]
 		if e.Index != prev.Index+1 {

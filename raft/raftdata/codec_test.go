@@ -1,4 +1,4 @@
-package engine
+package raftdata
 
 import (
 	"errors"
@@ -39,7 +39,7 @@ func TestMembershipDecodeRejectsGarbage(t *testing.T) {
 		default:
 			b = append(b, byte(r.IntN(256)))
 		}
-		if _, err := DecodeMembership(b); err != nil && !errors.Is(err, ErrMalformed) {
+		if _, err := DecodeMembership(b); err != nil && !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("untyped error %v", err)
 		}
 	}
