@@ -1,6 +1,10 @@
 package gen
 
 import (
+	// Load reads the raft package from the module it runs in: this import
+	// makes the generator's module require the core.
+	_ "github.com/raftkit/raftkit/raft"
+
 	"bytes"
 	"errors"
 	"flag"

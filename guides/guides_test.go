@@ -28,10 +28,10 @@ import (
 //     <line> is the markdown line of its opening fence.
 //
 // Each guide gets one temporary module, named example.com/app, which
-// requires github.com/raftkit/raftkit (replaced by this checkout) and
-// every module this repository requires, so blocks may import those
-// offline. The module is checked with one "go build ./..." and one
-// "go vet ./...".
+// requires the raftkit core and adapter modules (replaced by this checkout)
+// and every module they and examples/kv require, so blocks may import those
+// offline. The module is checked with one "go build ./..." and one "go vet
+// ./...".
 
 // guideModulePath is the module path of every guide's temporary module; a
 // block importing another package of its guide uses this prefix.
@@ -130,45 +130,69 @@ func repoRoot(t *testing.T) string {
 }
 
 // tempModule makes an empty module, guideModulePath, in a temporary
-// directory: it requires raftkit, replaced by this checkout, and every
-// module the repository's go.mod requires, with the repository's go.sum,
-// so that it builds offline from the module cache.
+// directory: it requires the core module and every adapter module of this
+// repository (replaced by this checkout's directories, as listed in
+// go.work), and every module they and examples/kv require, with their go.sum lines, so
+// that it builds offline from the module cache.
 func tempModule(t *testing.T) string {
 	t.Helper()
 	root := repoRoot(t)
-	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	work, err := os.ReadFile(filepath.Join(root, "go.work"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	goVersion := "1.26.0"
-	var requires strings.Builder
-	inRequire := false
-	for _, line := range strings.Split(string(gomod), "\n") {
-		t := strings.TrimSpace(line)
-		switch {
-		case inRequire:
-			requires.WriteString(line + "\n")
-			inRequire = t != ")"
-		case t == "require (":
-			requires.WriteString(line + "\n")
-			inRequire = true
-		case strings.HasPrefix(t, "require "):
-			requires.WriteString(line + "\n")
-		case strings.HasPrefix(t, "go "):
-			goVersion = strings.TrimSpace(strings.TrimPrefix(t, "go "))
+	var requires, replaces, sums strings.Builder
+	seenSum := map[string]bool{}
+	for _, line := range strings.Split(string(work), "\n") {
+		dir := strings.TrimSpace(line)
+		if dir != "." && dir != "./examples/kv" && !strings.HasPrefix(dir, "./adapters/") {
+			continue // the guides use the core, the adapters and what the example uses (OpenTelemetry's SDK)
+		}
+		abs := filepath.Join(root, filepath.FromSlash(dir))
+		gomod, err := os.ReadFile(filepath.Join(abs, "go.mod"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inRequire := false
+		for _, line := range strings.Split(string(gomod), "\n") {
+			t := strings.TrimSpace(line)
+			switch {
+			case inRequire && t == ")":
+				inRequire = false
+			case inRequire:
+				if !strings.HasPrefix(t, "github.com/raftkit/") {
+					requires.WriteString("require " + t + "\n")
+				}
+			case t == "require (":
+				inRequire = true
+			case strings.HasPrefix(t, "module "):
+				path := strings.TrimSpace(strings.TrimPrefix(t, "module "))
+				fmt.Fprintf(&requires, "require %s v0.0.0\n", path)
+				fmt.Fprintf(&replaces, "replace %s => %s\n", path, abs)
+			case strings.HasPrefix(t, "require ") && !strings.Contains(t, "github.com/raftkit/"):
+				requires.WriteString(line + "\n")
+			case strings.HasPrefix(t, "go ") && dir == ".":
+				goVersion = strings.TrimSpace(strings.TrimPrefix(t, "go "))
+			}
+		}
+		sum, err := os.ReadFile(filepath.Join(abs, "go.sum"))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(sum), "\n") {
+			if l != "" && !seenSum[l] {
+				seenSum[l] = true
+				sums.WriteString(l + "\n")
+			}
 		}
 	}
-	mod := fmt.Sprintf("module %s\n\ngo %s\n\nrequire github.com/raftkit/raftkit v0.0.0\n\nreplace github.com/raftkit/raftkit => %s\n\n%s",
-		guideModulePath, goVersion, root, requires.String())
+	mod := fmt.Sprintf("module %s\n\ngo %s\n\n%s\n%s", guideModulePath, goVersion, requires.String(), replaces.String())
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), []byte(sums.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -83,6 +83,14 @@ type Config struct {
 	// ChangeMembership makes it a voter. Default 1024.
 	CatchUpEntries int
 
+	// StorageTimeout bounds how long a write to Storage may keep failing
+	// with transient errors, or stay unanswered, before the node stops with
+	// an error wrapping ErrStorageStalled (see Storage, "Failures"). Zero
+	// means 30 election timeouts (30 s with the default timeouts), enough
+	// to ride out a database restart; a negative value retries forever.
+	// A leader hands leadership over after one election timeout of failed
+	// or stalled writes, whatever this bound.
+	StorageTimeout time.Duration
 	// MetricsInterval is how often metrics are published when nothing
 	// changes. Default 1s.
 	MetricsInterval time.Duration
@@ -153,6 +161,9 @@ func (c *Config) withDefaults() (Config, error) {
 		out.SnapshotTrailingEntries = 4096
 	case out.SnapshotTrailingEntries < 0:
 		out.SnapshotTrailingEntries = 0
+	}
+	if out.StorageTimeout == 0 {
+		out.StorageTimeout = 30 * out.ElectionTimeout
 	}
 	if out.MetricsInterval <= 0 {
 		out.MetricsInterval = time.Second

@@ -49,6 +49,16 @@ var (
 	ErrUnavailable = errors.New("raft: index unavailable")
 	// ErrNoSnapshot is returned by Storage.OpenSnapshot when there is none.
 	ErrNoSnapshot = errors.New("raft: no snapshot")
+	// ErrPermanent marks a storage error that retrying cannot cure: a disk
+	// that failed a write and refuses further ones, a store fenced off by
+	// another owner, a store closed. A Storage wraps it
+	// (fmt.Errorf("...: %w", raft.ErrPermanent)); the node then stops at
+	// once instead of retrying (see Storage, "Failures"). Errors wrapping
+	// ErrCorrupt are treated the same way.
+	ErrPermanent = errors.New("raft: permanent storage failure")
+	// ErrStorageStalled is wrapped by the error that stops a node whose
+	// writes kept failing, or went unanswered, for Config.StorageTimeout.
+	ErrStorageStalled = errors.New("raft: storage stalled")
 	// ErrCorrupt is returned for stored or received bytes that do not
 	// decode. It is the same value as raftdata.ErrCorrupt, which Storage and
 	// Network implementations wrap.

@@ -28,11 +28,17 @@ type PeerMetrics struct {
 // Peers) are shared by every reader of the same publication: treat them as
 // read-only, and Clone a Membership before changing it.
 type Metrics struct {
-	ID         raftdata.NodeID
-	Group      raftdata.GroupID
-	Role       raftdata.Role
-	Term       uint64
-	Leader     raftdata.NodeID
+	// ID is this node's ID.
+	ID raftdata.NodeID
+	// Group is the Raft group the node belongs to.
+	Group raftdata.GroupID
+	// Role is the node's part in the protocol now.
+	Role raftdata.Role
+	// Term is the node's current term.
+	Term uint64
+	// Leader is the leader the node knows of, or 0.
+	Leader raftdata.NodeID
+	// LeaderAddr is that leader's address, or "".
 	LeaderAddr string
 	// CommitIndex, AppliedIndex and LastIndex are the highest committed,
 	// applied and appended indexes; FirstIndex is the first in the log.
@@ -55,6 +61,14 @@ type Metrics struct {
 	SnapshotsTaken    uint64
 	SnapshotsSent     uint64
 	SnapshotsReceived uint64
+	// StorageErrors counts storage calls that failed since the node
+	// started (each retry counts once).
+	StorageErrors uint64
+	// StorageStall is how long the storage write in progress has been
+	// failing or waiting (0 when none is, or when it is young): a leader
+	// hands leadership over past an election timeout, and the node stops
+	// past Config.StorageTimeout.
+	StorageStall time.Duration
 	// Peers is filled on the leader only, ordered by ID.
 	Peers []PeerMetrics
 	// Network holds the counters of a Network that implements
@@ -170,6 +184,8 @@ func (n *Node) publishMetrics() Metrics {
 		SnapshotIndex: n.eng.SnapshotIndex(), SnapshotsTaken: n.snaps.taken.Load(),
 		SnapshotsSent: n.snaps.sent.Load(), SnapshotsReceived: n.snaps.received.Load(),
 	}
+	m.StorageErrors = n.watch.errors.Load()
+	m.StorageStall, _ = n.watch.busyFor(n.monoClock())
 	if mn, ok := n.cfg.Network.(MeasuredNetwork); ok {
 		m.Network = mn.Stats()
 	}

@@ -69,6 +69,14 @@ type Node struct {
 	wg       sync.WaitGroup
 	failMu   sync.Mutex
 	failure  error
+	// watch is what the watchdog knows of the storage work in progress
+	// (storagefail.go).
+	watch storageWatch
+	// exited is closed once every goroutine of the node has returned, or
+	// once the node stopped because its storage stalled (a goroutine may
+	// then stay stuck in the store).
+	exited     chan struct{}
+	exitedOnce sync.Once
 	spare    []*Future
 	// clock returns the time elapsed since the node started on the
 	// monotonic clock and on the wall clock (the simulator's in manual
@@ -151,6 +159,8 @@ func newNode(ctx context.Context, cfg Config, clock func() (mono, wall time.Dura
 		clock:     clock,
 		monoClock: monoClock,
 	}
+	n.watch.abandon = make(chan struct{})
+	n.exited = make(chan struct{})
 	n.props = newProposalQueue(4*c.MaxProposalBatch, n.wake)
 	n.inbox = newInbox(1024, n.wake)
 	st, applied, err := n.restore(ctx)
@@ -301,6 +311,7 @@ func (n *Node) run() {
 			// The engine's time comes from the monotonic clock, not from
 			// counting ticks: a ticker drops the ticks of a paused process.
 			n.syncClock()
+			n.checkStorage()
 			if ticks++; ticks%metricsEvery == 0 {
 				n.publishMetrics()
 			}
@@ -490,6 +501,13 @@ func (n *Node) fetch(f engine.Fetch) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.ElectionTimeout)
 		defer cancel()
 		ents, err := n.store.Entries(ctx, f.Lo, f.Hi, f.MaxBytes)
+		if err != nil && !errors.Is(err, ErrCompacted) {
+			n.watch.failed(err)
+			if isPermanent(err) {
+				n.storageFailedFor("read", err)
+				return
+			}
+		}
 		if err != nil {
 			n.log.Warn("reading entries for a follower", "peer", uint64(f.Peer), "lo", f.Lo, "err", err)
 			ents = nil
@@ -558,16 +576,13 @@ func (n *Node) membershipChanged() bool {
 // Stop stops the node: it fails pending calls with ErrStopped and returns
 // once every goroutine has exited, or when ctx ends. Writes already handed
 // to storage complete first. Stop does not close the Storage or the
-// Network; their owner does.
+// Network; their owner does. A node that stopped because its storage
+// stalled (ErrStorageStalled) does not wait for the call stuck in the
+// store: closing that Storage may find a call still in progress.
 func (n *Node) Stop(ctx context.Context) error {
 	n.stopOnce.Do(func() { close(n.stopping) })
-	finished := make(chan struct{})
-	go func() {
-		n.wg.Wait()
-		close(finished)
-	}()
 	select {
-	case <-finished:
+	case <-n.exitedCh():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("raft: stopping node %d: %w", n.cfg.ID, ctx.Err())
@@ -593,7 +608,8 @@ func (n *Node) Err() error {
 	return n.failure
 }
 
-// Done is closed when the node has stopped, by Stop or by failure.
+// Done is closed when the node has stopped, by Stop or by failure (Err
+// then tells why).
 func (n *Node) Done() <-chan struct{} { return n.done }
 
 // shutdown runs when the main loop exits: it fails everything waiting on
@@ -616,9 +632,29 @@ func (n *Node) shutdown() {
 	}
 	n.metrics.close()
 	go func() {
-		n.wg.Wait()
+		<-n.exitedCh()
 		close(n.done)
 	}()
+}
+
+// exitedCh returns a channel closed once the node's goroutines have
+// returned, or once it stopped because storage stalled (storagefail.go).
+func (n *Node) exitedCh() <-chan struct{} {
+	n.exitedOnce.Do(func() {
+		all := make(chan struct{})
+		go func() {
+			n.wg.Wait()
+			close(all)
+		}()
+		go func() {
+			select {
+			case <-all:
+			case <-n.watch.abandon:
+			}
+			close(n.exited)
+		}()
+	})
+	return n.exited
 }
 
 // control runs fn on the main loop and waits for it.

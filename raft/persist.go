@@ -44,6 +44,8 @@ type persister struct {
 	// floor is the index of the last snapshot installed from a leader:
 	// queued writes of entries at or below it are stale and skipped.
 	floor uint64
+	// failed is the permanent storage error the node is stopping for.
+	failed error
 }
 
 func newPersister(n *Node) *persister {
@@ -126,6 +128,8 @@ func (p *persister) writeInline(j *persistJob) bool {
 			end(span, err)
 		}
 		if err != nil {
+			// The queue retries it, or stops the node if it is permanent.
+			p.n.watch.failed(err)
 			p.n.log.Error("storage write failed; retrying", "attempt", 0, "entries", len(j.ents), "err", err)
 			return false
 		}
@@ -156,11 +160,13 @@ func (p *persister) flush(jobs []persistJob, final bool) {
 		if final {
 			continue // stopping: do not start snapshot work
 		}
+		p.n.watch.begin(p.n.monoClock())
 		if j.chunk != nil {
 			p.writeChunk(j.chunk)
 		} else {
 			p.commitOwn(j.own)
 		}
+		p.n.watch.end()
 	}
 	if start < len(jobs) {
 		p.write(jobs[start:], final)
@@ -174,9 +180,7 @@ func (p *persister) hasWork() bool {
 	return len(p.queue) > 0
 }
 
-// write merges jobs into one Save, retrying a failed write until it
-// succeeds or the node stops: nothing that depends on it has been sent, so
-// waiting out an outage (a database restart) loses nothing.
+// write merges jobs into one Save (see save for failures).
 func (p *persister) write(jobs []persistJob, final bool) {
 	var hs *raftdata.HardState
 	var ents []raftdata.Entry
@@ -222,31 +226,7 @@ func (p *persister) write(jobs []persistJob, final bool) {
 			span := p.n.trace.save(len(ents), hs != nil)
 			defer func() { end(span, err) }()
 		}
-		backoff := 10 * time.Millisecond
-		for attempt := 0; ; attempt++ {
-			if p.n.inlineSave {
-				// A store that never waits on I/O needs no deadline, and a
-				// timer per write would cost more than the write.
-				err = p.n.store.Save(context.Background(), hs, ents)
-			} else {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*p.n.cfg.ElectionTimeout)
-				err = p.n.store.Save(ctx, hs, ents)
-				cancel()
-			}
-			if err == nil {
-				break
-			}
-			p.n.log.Error("storage write failed; retrying", "attempt", attempt, "entries", len(ents), "err", err)
-			if final || p.n.manual {
-				break
-			}
-			select {
-			case <-time.After(backoff):
-			case <-p.n.stopping:
-				final = true
-			}
-			backoff = min(2*backoff, time.Second)
-		}
+		err = p.save(hs, ents, final)
 	}
 	for _, j := range jobs {
 		if j.notify != nil {
@@ -268,6 +248,69 @@ func (p *persister) write(jobs []persistJob, final bool) {
 		p.buf = p.buf[:0]
 		p.n.post(loopEvent{persisted: &persisted{index: last.Index, term: last.Term}})
 	}
+}
+
+// save calls Storage.Save, retrying a failed write with backoff until it
+// succeeds or the node stops: nothing that depends on it has been sent, so
+// waiting out an outage (a database restart) loses nothing. A permanent
+// error stops the node at once; the loop's watchdog (checkStorage) hands
+// leadership over, and stops the node, when the retries last too long.
+func (p *persister) save(hs *raftdata.HardState, ents []raftdata.Entry, final bool) error {
+	if p.failed != nil {
+		return p.failed // the node is stopping for it: write nothing more
+	}
+	n := p.n
+	n.watch.begin(n.monoClock())
+	defer n.watch.end()
+	attemptTimeout := 10 * n.cfg.ElectionTimeout
+	if n.cfg.StorageTimeout > 0 {
+		attemptTimeout = min(attemptTimeout, n.cfg.StorageTimeout)
+	}
+	backoff := 10 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		var err error
+		if n.inlineSave {
+			// A store that never waits on I/O needs no deadline, and a
+			// timer per write would cost more than the write.
+			err = n.store.Save(context.Background(), hs, ents)
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+			err = n.store.Save(ctx, hs, ents)
+			cancel()
+		}
+		if err == nil {
+			return nil
+		}
+		n.watch.failed(err)
+		if isPermanent(err) {
+			p.failed = err
+			n.storageFailedFor("write", err)
+			return err
+		}
+		n.log.Error("storage write failed; retrying", "attempt", attempt, "entries", len(ents), "err", err)
+		if final || n.manual {
+			return err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-n.stopping:
+			final = true
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// check counts a failed snapshot or compaction call, and stops the node
+// when the error is permanent. It returns err.
+func (p *persister) check(op string, err error) error {
+	if err != nil {
+		p.n.watch.failed(err)
+		if isPermanent(err) && p.failed == nil {
+			p.failed = err
+			p.n.storageFailedFor(op, err)
+		}
+	}
+	return err
 }
 
 // merge appends next to the write being built in p.buf, replacing its

@@ -135,6 +135,12 @@ func (a *applier) takeSnapshot(waiter chan snapshotResult) {
 			_, span = n.trace.start(ctx, "raft.snapshot.write", attribute.Int64("raft.index", int64(meta.Index)))
 		}
 		w, err := n.store.CreateSnapshot(ctx, meta)
+		if err != nil {
+			n.watch.failed(err)
+			if isPermanent(err) {
+				n.storageFailedFor("snapshot create", err)
+			}
+		}
 		var size int64
 		if err == nil {
 			if size, err = s.WriteTo(w); err != nil {
@@ -206,7 +212,7 @@ func (p *persister) commitOwn(o *ownSnapshot) {
 		p.n.post(loopEvent{snapshotDone: d})
 		return
 	}
-	if err := o.w.Commit(ctx); err != nil {
+	if err := p.check("snapshot commit", o.w.Commit(ctx)); err != nil {
 		_ = o.w.Abort() // release what was written; a no-op if it did commit
 		d.err = fmt.Errorf("raft: committing snapshot %d: %w", o.meta.Index, err)
 		p.n.post(loopEvent{snapshotDone: d})
@@ -215,7 +221,7 @@ func (p *persister) commitOwn(o *ownSnapshot) {
 	keep := uint64(p.n.cfg.SnapshotTrailingEntries)
 	upTo := o.meta.Index - min(keep, o.meta.Index)
 	if upTo > 0 {
-		if err := p.n.store.Compact(ctx, upTo); err != nil {
+		if err := p.check("compaction", p.n.store.Compact(ctx, upTo)); err != nil {
 			p.n.log.Error("compacting the log", "through", upTo, "err", err)
 			upTo = 0
 		}
@@ -255,7 +261,7 @@ func (p *persister) writeChunk(m *raftdata.Message) {
 			return
 		}
 		w, err := n.store.CreateSnapshot(ctx, c.Meta)
-		if err != nil {
+		if p.check("snapshot create", err) != nil {
 			n.log.Error("receiving snapshot", "index", c.Meta.Index, "err", err)
 			ack(0, true)
 			return
@@ -267,7 +273,7 @@ func (p *persister) writeChunk(m *raftdata.Message) {
 		ack(r.next, false) // a duplicate or a gap: say where we are
 		return
 	}
-	if _, err := r.w.Write(c.Data); err != nil {
+	if _, err := r.w.Write(c.Data); p.check("snapshot write", err) != nil {
 		n.log.Error("receiving snapshot", "index", c.Meta.Index, "err", err)
 		_ = r.w.Abort()
 		p.recv = nil
@@ -281,7 +287,7 @@ func (p *persister) writeChunk(m *raftdata.Message) {
 	}
 	p.recv = nil
 	n.applier.installing.Add(1)
-	if err := r.w.Commit(ctx); err != nil {
+	if err := p.check("snapshot commit", r.w.Commit(ctx)); err != nil {
 		_ = r.w.Abort() // release what was written; a no-op if it did commit
 		n.applier.installing.Add(-1)
 		n.log.Error("committing received snapshot", "index", c.Meta.Index, "err", err)

@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/rafttest"
 )
@@ -15,9 +12,8 @@ import (
 // TestTracingSpans checks that a node given a TracerProvider records the
 // spans of a proposal's path: propose, storage write, network send, apply.
 func TestTracingSpans(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(ctxT(t, waitLong))
+	rec := &spanRecorder{}
+	tp := rec
 	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.TracerProvider = tp }})
 	l := c.WaitLeader(waitLong)
 	if _, err := c.Node(l).Propose(ctxT(t, waitLong), []byte("traced")); err != nil {
@@ -27,7 +23,7 @@ func TestTracingSpans(t *testing.T) {
 	deadline := time.Now().Add(waitLong)
 	for {
 		seen := map[string]int{}
-		var propose sdktrace.ReadOnlySpan
+		var propose *recordedSpan
 		for _, s := range rec.Ended() {
 			seen[s.Name()]++
 			if s.Name() == "raft.Propose" {
@@ -58,9 +54,8 @@ func TestTracingSpans(t *testing.T) {
 // order, and its child raft.replicate runs from the append to the commit.
 // An asynchronous proposal's span ends with its outcome.
 func TestTracingReplicateAndCommit(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(ctxT(t, waitLong))
+	rec := &spanRecorder{}
+	tp := rec
 	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.TracerProvider = tp }})
 	l := c.WaitLeader(waitLong)
 	if _, err := c.Node(l).Propose(ctxT(t, waitLong), []byte("sync")); err != nil {
@@ -73,7 +68,7 @@ func TestTracingReplicateAndCommit(t *testing.T) {
 	if _, err := f.Wait(ctxT(t, waitLong)); err != nil {
 		t.Fatal(err)
 	}
-	var proposes, repls []sdktrace.ReadOnlySpan
+	var proposes, repls []*recordedSpan
 	for _, s := range rec.Ended() {
 		switch s.Name() {
 		case "raft.Propose":
@@ -95,7 +90,7 @@ func TestTracingReplicateAndCommit(t *testing.T) {
 		if got := strings.Join(names, ","); got != "raft.appended,raft.committed,raft.applied" {
 			t.Errorf("raft.Propose events = %s", got)
 		}
-		var repl sdktrace.ReadOnlySpan
+		var repl *recordedSpan
 		for _, r := range repls {
 			if r.Parent().SpanID() == p.SpanContext().SpanID() {
 				repl = r
@@ -115,9 +110,8 @@ func TestTracingReplicateAndCommit(t *testing.T) {
 // every node taking one, and raft.snapshot.restore on a follower that
 // catches up from the leader's snapshot.
 func TestTracingSnapshots(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(ctxT(t, waitLong))
+	rec := &spanRecorder{}
+	tp := rec
 	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{KV: true, Configure: func(cfg *raft.Config) {
 		cfg.SnapshotEntries, cfg.SnapshotTrailingEntries, cfg.TracerProvider = 50, 5, tp
 	}})

@@ -22,8 +22,8 @@ func repoRoot(t *testing.T) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// tempModule makes a module that requires raftkit, replaced by this
-// checkout, with every dependency already in the module cache.
+// tempModule makes a module that requires raftkit's core, generator and
+// raftgen modules, replaced by this checkout's directories, with every dependency already in the module cache.
 func tempModule(t *testing.T) string {
 	t.Helper()
 	root := repoRoot(t)
@@ -44,15 +44,23 @@ func tempModule(t *testing.T) string {
 			}
 		}
 	}
-	mod := fmt.Sprintf("module example.com/app\n\ngo %s\n\nrequire github.com/raftkit/raftkit v0.0.0\n\nreplace github.com/raftkit/raftkit => %s\n", goVersion, root)
+	// The core, the generator and this command are modules of their own
+	// in the checkout.
+	mod := fmt.Sprintf("module example.com/app\n\ngo %s\n\n", goVersion)
+	var sums []byte
+	for _, m := range []string{"", "gen", "cmd/raftgen"} {
+		path := strings.TrimSuffix("github.com/raftkit/raftkit/"+m, "/")
+		mod += fmt.Sprintf("require %s v0.0.0\nreplace %s => %s\n", path, path, filepath.Join(root, m))
+		sum, err := os.ReadFile(filepath.Join(root, m, "go.sum"))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		sums = append(sums, sum...)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sums, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir

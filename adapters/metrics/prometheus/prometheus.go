@@ -55,6 +55,8 @@ var nodeMetrics = []metric{
 	{"snapshots_taken_total", "Snapshots of this node's state taken since it started.", prometheus.CounterValue, func(m *raft.Metrics) float64 { return float64(m.SnapshotsTaken) }},
 	{"snapshots_sent_total", "Snapshot transfers to followers started since the node started.", prometheus.CounterValue, func(m *raft.Metrics) float64 { return float64(m.SnapshotsSent) }},
 	{"snapshots_received_total", "Snapshots installed from a leader since the node started.", prometheus.CounterValue, func(m *raft.Metrics) float64 { return float64(m.SnapshotsReceived) }},
+	{"storage_errors_total", "Storage calls that failed since the node started (each retry counts).", prometheus.CounterValue, func(m *raft.Metrics) float64 { return float64(m.StorageErrors) }},
+	{"storage_stall_seconds", "How long the storage write in progress has been failing or waiting (0 when none).", prometheus.GaugeValue, func(m *raft.Metrics) float64 { return m.StorageStall.Seconds() }},
 	{"network_sent_messages_total", "Messages handed to the network toward their peers.", prometheus.CounterValue, func(m *raft.Metrics) float64 { return float64(m.Network.Sent) }},
 	{"network_sent_bytes_total", "Encoded bytes written to the network.", prometheus.CounterValue, func(m *raft.Metrics) float64 { return float64(m.Network.BytesSent) }},
 	{"network_received_messages_total", "Inbound messages handed to the node.", prometheus.CounterValue, func(m *raft.Metrics) float64 { return float64(m.Network.Received) }},

@@ -68,3 +68,28 @@ func (e *Engine) ConfigPending() bool {
 // PendingJoint reports whether the configuration in force is joint: a
 // change is under way until its C_new is appended and committed.
 func (e *Engine) PendingJoint() bool { return e.membership.IsJoint() }
+
+// StepDown makes a leader give up leadership at once, for a reason outside
+// the protocol: its storage can no longer make the log durable. It tells the
+// voter holding the most of its log to campaign now (MsgTimeoutNow, thesis
+// §3.10), so that the others need not wait out an election timeout, and
+// becomes a follower with no leader in the same term. The chosen voter may
+// lack entries the leader accepted: the election decides (any voter that
+// wins holds every committed entry, Raft paper §5.4.1), so nothing committed
+// is lost. It reports whether the node was the leader.
+func (e *Engine) StepDown() bool {
+	if e.role != Leader {
+		return false
+	}
+	var best *progress
+	for _, pr := range e.peers {
+		if pr.voter && (best == nil || pr.match > best.match || pr.match == best.match && pr.id < best.id) {
+			best = pr
+		}
+	}
+	if best != nil {
+		e.send(Message{Type: MsgTimeoutNow, To: best.id}) // also ends lease reads for the term
+	}
+	e.becomeFollower(e.term, 0)
+	return true
+}

@@ -290,3 +290,47 @@ func TestNodesBeingRemovedCampaignUntilCNewCommits(t *testing.T) {
 		}
 	}
 }
+
+// TestStepDownHandsLeadershipToTheBestVoter: a leader whose storage failed
+// steps down; the voter with the most of its log campaigns at once (no
+// election timeout passes) and wins, and every committed entry survives.
+// A follower's StepDown does nothing.
+func TestStepDownHandsLeadershipToTheBestVoter(t *testing.T) {
+	w := newWorld(t, 3)
+	w.elect(1)
+	w.propose(1, "a")
+	w.step()
+	// Node 3 misses the next entry: node 2 holds the most of the log.
+	w.cut[[2]NodeID{1, 3}] = true
+	w.propose(1, "b")
+	w.step()
+	w.heal()
+	if w.nodes[2].e.StepDown() {
+		t.Fatal("a follower stepped down")
+	}
+	committed := w.nodes[1].e.Committed()
+	if !w.nodes[1].e.StepDown() {
+		t.Fatal("the leader did not step down")
+	}
+	if r := w.nodes[1].e.Role(); r != Follower {
+		t.Fatalf("after StepDown the old leader is %v", r)
+	}
+	if _, ok := w.nodes[1].e.LeaseRead(); ok {
+		t.Fatal("lease read served after stepping down")
+	}
+	// Its storage is gone: it sends the MsgTimeoutNow and takes no
+	// further part. No tick passes: only MsgTimeoutNow can start the
+	// election.
+	w.deliverOnly(func(m Message) bool { return m.From != 1 || m.Type == MsgTimeoutNow })
+	w.isolate(1)
+	w.step()
+	if ls := w.leaders(); len(ls) != 1 || ls[0] != 2 {
+		t.Fatalf("leaders after StepDown = %v, want [2]", ls)
+	}
+	if got := w.nodes[2].e.Committed(); got < committed {
+		t.Fatalf("new leader committed %d, below the old leader's %d", got, committed)
+	}
+	w.propose(2, "c")
+	w.step()
+	w.checkLogs()
+}
