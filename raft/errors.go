@@ -59,6 +59,23 @@ var (
 	// ErrStorageStalled is wrapped by the error that stops a node whose
 	// writes kept failing, or went unanswered, for Config.StorageTimeout.
 	ErrStorageStalled = errors.New("raft: storage stalled")
+	// ErrClosed is returned by a Storage (every raftkit adapter's) used
+	// after its Close, and by its snapshot writers and readers. It wraps
+	// ErrPermanent: a node whose store was closed under it stops.
+	ErrClosed = fmt.Errorf("raft: storage closed: %w", ErrPermanent)
+	// ErrInvalidArgument is returned by a Storage for a malformed request:
+	// a Save batch whose indexes are not contiguous and ascending or whose
+	// terms decrease, a Save that would leave a gap, an Entries call with
+	// lo > hi, a snapshot at index 0, or bad options. It wraps ErrPermanent:
+	// the node does not retry a request the store refuses as malformed.
+	ErrInvalidArgument = fmt.Errorf("raft: invalid argument: %w", ErrPermanent)
+	// ErrStaleSnapshot is returned by SnapshotWriter.Commit when the
+	// snapshot has a lower index than the latest committed one. The store
+	// is left unchanged.
+	ErrStaleSnapshot = errors.New("raft: snapshot older than the latest one")
+	// ErrSnapshotFinished is returned by SnapshotWriter.Write and Commit
+	// on a writer that was already committed or aborted.
+	ErrSnapshotFinished = errors.New("raft: snapshot writer already finished")
 	// ErrCorrupt is returned for stored or received bytes that do not
 	// decode. It is the same value as raftdata.ErrCorrupt, which Storage and
 	// Network implementations wrap.

@@ -77,7 +77,7 @@ type Node struct {
 	// then stay stuck in the store).
 	exited     chan struct{}
 	exitedOnce sync.Once
-	spare    []*Future
+	spare      []*Future
 	// clock returns the time elapsed since the node started on the
 	// monotonic clock and on the wall clock (the simulator's in manual
 	// mode); ticks is how many monotonic ticks the engine has been given,

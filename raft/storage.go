@@ -38,10 +38,36 @@ type State struct {
 // snapshot metadata, so a Storage that keeps the log and the snapshot keeps it.
 //
 // Errors: the read methods return errors wrapping ErrCompacted for indexes
-// before FirstIndex and ErrUnavailable for indexes after LastIndex; any other
-// error (a lost connection, a full disk) is returned as is and the runtime
-// treats the write as not done. Use the storagetest package to check an
-// implementation against every rule written here.
+// before FirstIndex and ErrUnavailable for indexes after LastIndex. Use the
+// storagetest package to check an implementation against every rule written
+// here.
+//
+// Failures. A method that returns an error has not done its work (a write
+// that may have happened anyway is retried whole, which Save's replace
+// rule makes safe). The node's policy:
+//
+//   - Transient errors (a lost connection, a server restarting, a timeout)
+//     are retried with backoff, 10 ms doubling to 1 s. Each Save attempt
+//     gets a context with a deadline; a store should honour it.
+//   - Permanent errors, those wrapping ErrPermanent (a disk that failed a
+//     write and refuses further ones, a store fenced off by another owner,
+//     a closed store) or ErrCorrupt, stop the node at once: Node.Err returns
+//     the error, Done is closed, the error is logged at error level and
+//     counted in Metrics.StorageErrors. A store must mark an error
+//     permanent when retrying cannot succeed (after a failed fsync, the
+//     data it was to sync may be gone: PostgreSQL's "fsyncgate").
+//   - A write that keeps failing, or does not return, for
+//     Config.StorageTimeout stops the node with ErrStorageStalled
+//     (Metrics.StorageStall shows the time so far).
+//   - A leader whose write has failed or stalled for an election timeout
+//     hands leadership over: it tells the follower holding the most of its
+//     log to campaign at once and steps down, so that the cluster keeps
+//     committing without waiting for an election timeout; it stops
+//     leading before stopping for any of the reasons above, too.
+//
+// Nothing acknowledged is lost by stopping: an entry is acknowledged only
+// once a majority holds it durably. Restart a stopped node once its storage
+// is repaired; it catches up from the leader.
 type Storage interface {
 	// InitialState returns what the store holds. It is called once, before
 	// any other method.
@@ -88,7 +114,10 @@ type Storage interface {
 	OpenSnapshot(ctx context.Context) (raftdata.SnapshotMeta, io.ReadCloser, error)
 
 	// Close releases the store's resources. The store's data stays behind
-	// for a later open. No method is called after Close.
+	// for a later open. No method is called after Close, and none is in
+	// progress, except when the node stopped because a call stalled
+	// (ErrStorageStalled): that call may still be running, and Close should
+	// make it return.
 	Close() error
 }
 

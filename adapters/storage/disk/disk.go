@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
@@ -238,7 +239,7 @@ func (s *Storage) SavedEntries() uint64 { return s.saved.Load() }
 
 // Close closes the store's files and releases the directory lock; the data
 // stays behind for a later Open. Every later call fails with an error
-// wrapping ErrClosed, except Close, which returns nil. Snapshot writers still
+// wrapping raft.ErrClosed, except Close, which returns nil. Snapshot writers still
 // open are left to their Abort.
 func (s *Storage) Close() error {
 	s.wmu.Lock()
@@ -270,7 +271,7 @@ func (s *Storage) InitialState(ctx context.Context) (raft.State, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed.Load() {
-		return raft.State{}, fmt.Errorf("disk: initial state: %w", ErrClosed)
+		return raft.State{}, fmt.Errorf("disk: initial state: %w", raft.ErrClosed)
 	}
 	return raft.State{
 		HardState:  s.hs,
@@ -281,22 +282,16 @@ func (s *Storage) InitialState(ctx context.Context) (raft.State, error) {
 }
 
 // check returns the error an operation op must fail with before doing
-// anything, if any: ErrClosed or the context's error.
+// anything, if any: raft.ErrClosed or the context's error.
 func (s *Storage) check(ctx context.Context, op string) error {
-	if s.closed.Load() {
-		return fmt.Errorf("disk: %s: %w", op, ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("disk: %s: %w", op, err)
-	}
-	return nil
+	return storeutil.Check(ctx, s.closed.Load(), "disk", op)
 }
 
-// writable returns the error a change must fail with: ErrClosed or
+// writable returns the error a change must fail with: raft.ErrClosed or
 // ErrFailed. The caller holds s.wmu.
 func (s *Storage) writable(op string) error {
 	if s.closed.Load() {
-		return fmt.Errorf("disk: %s: %w", op, ErrClosed)
+		return fmt.Errorf("disk: %s: %w", op, raft.ErrClosed)
 	}
 	if s.failed != nil {
 		return fmt.Errorf("disk: %s: %w (%v)", op, ErrFailed, s.failed)
@@ -305,11 +300,13 @@ func (s *Storage) writable(op string) error {
 }
 
 // fail records err, from a write whose outcome on disk is unknown, so that
-// every later change fails, and returns it wrapped. The caller holds s.wmu.
+// every later change fails, and returns it wrapped with ErrFailed (hence
+// raft.ErrPermanent: retrying cannot succeed, and after a failed fsync the
+// kernel may have dropped the data it was to sync). The caller holds s.wmu.
 func (s *Storage) fail(op string, err error) error {
 	s.failed = err
 	s.log.Error("disk: write failed; the store refuses further writes", "op", op, "err", err)
-	return fmt.Errorf("disk: %s: %w", op, err)
+	return fmt.Errorf("disk: %s: %w: %w", op, ErrFailed, err)
 }
 
 // lastIndex returns the index of the last entry, or first-1 for an empty

@@ -234,8 +234,8 @@ func TestLock(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Term(context.Background(), 0); !errors.Is(err, disk.ErrClosed) {
-		t.Fatalf("Term after Close: %v, want ErrClosed", err)
+	if _, err := s.Term(context.Background(), 0); !errors.Is(err, raft.ErrClosed) {
+		t.Fatalf("Term after Close: %v, want raft.ErrClosed", err)
 	}
 	s = mustOpen(t, dir, disk.Options{})
 	s.Close()
@@ -329,5 +329,13 @@ func TestInterruptedSnapshotCommit(t *testing.T) {
 				t.Fatalf("snapshot files left: %v", m)
 			}
 		})
+	}
+}
+
+// TestFailedIsPermanent: a node on a disk store that failed a write stops
+// instead of retrying (raft.Storage, "Failures").
+func TestFailedIsPermanent(t *testing.T) {
+	if !errors.Is(disk.ErrFailed, raft.ErrPermanent) {
+		t.Fatal("disk.ErrFailed does not wrap raft.ErrPermanent")
 	}
 }

@@ -15,7 +15,7 @@ import (
 // there or none of it is.
 //
 // entries must have contiguous, ascending indexes and non-decreasing terms
-// (else ErrInvalidArgument). The first index must lie in
+// (else raft.ErrInvalidArgument). The first index must lie in
 // [FirstIndex, LastIndex+1]: below it Save fails with an error wrapping
 // raft.ErrCompacted, above it with one wrapping raft.ErrUnavailable. Stored
 // entries from the first index onward are replaced, even where the batch is
@@ -84,10 +84,10 @@ func validateBatch(entries []raftdata.Entry) error {
 	for i := range entries {
 		size += len(entries[i].Data) + 32
 		if size > maxRecord {
-			return fmt.Errorf("%w: save: batch of more than %d bytes", ErrInvalidArgument, maxRecord)
+			return fmt.Errorf("%w: save: batch of more than %d bytes", raft.ErrInvalidArgument, maxRecord)
 		}
 	}
-	return storeutil.ValidateBatch(entries, ErrInvalidArgument)
+	return storeutil.ValidateBatch(entries)
 }
 
 // Entries returns the entries with indexes in [lo, hi), read back from the
@@ -97,18 +97,18 @@ func validateBatch(entries []raftdata.Entry) error {
 //
 // It fails with an error wrapping raft.ErrCompacted when lo < FirstIndex, one
 // wrapping raft.ErrUnavailable when hi > LastIndex+1, and one wrapping
-// ErrInvalidArgument when lo > hi.
+// raft.ErrInvalidArgument when lo > hi.
 func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raftdata.Entry, error) {
 	if err := s.check(ctx, "entries"); err != nil {
 		return nil, err
 	}
 	if lo > hi {
-		return nil, fmt.Errorf("%w: entries [%d, %d): lo > hi", ErrInvalidArgument, lo, hi)
+		return nil, fmt.Errorf("%w: entries [%d, %d): lo > hi", raft.ErrInvalidArgument, lo, hi)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed.Load() {
-		return nil, fmt.Errorf("disk: entries: %w", ErrClosed)
+		return nil, fmt.Errorf("disk: entries: %w", raft.ErrClosed)
 	}
 	if lo < s.first {
 		return nil, fmt.Errorf("disk: entries [%d, %d): %w (first index is %d)", lo, hi, raft.ErrCompacted, s.first)
@@ -191,7 +191,7 @@ func (s *Storage) Term(ctx context.Context, index uint64) (uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed.Load() {
-		return 0, fmt.Errorf("disk: term: %w", ErrClosed)
+		return 0, fmt.Errorf("disk: term: %w", raft.ErrClosed)
 	}
 	last := s.lastIndex()
 	switch {

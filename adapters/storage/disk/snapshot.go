@@ -11,12 +11,13 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // CreateSnapshot starts a snapshot described by meta, which must have a
-// non-zero Index (else ErrInvalidArgument). The bytes are streamed to a
+// non-zero Index (else raft.ErrInvalidArgument). The bytes are streamed to a
 // temporary file in the snapshot directory; nothing is visible to readers
 // until Commit succeeds. It may run concurrently with Save, Compact and
 // Commit.
@@ -25,7 +26,7 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta
 		return nil, err
 	}
 	if meta.Index == 0 {
-		return nil, fmt.Errorf("%w: create snapshot: index 0", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: create snapshot: index 0", raft.ErrInvalidArgument)
 	}
 	f, err := os.CreateTemp(s.snapDir, tmpPrefix+"*")
 	if err != nil {
@@ -53,7 +54,7 @@ func (s *Storage) OpenSnapshot(ctx context.Context) (raftdata.SnapshotMeta, io.R
 	s.mu.RLock()
 	if s.closed.Load() {
 		s.mu.RUnlock()
-		return raftdata.SnapshotMeta{}, nil, fmt.Errorf("disk: open snapshot: %w", ErrClosed)
+		return raftdata.SnapshotMeta{}, nil, fmt.Errorf("disk: open snapshot: %w", raft.ErrClosed)
 	}
 	if s.snap.meta.Index == 0 {
 		s.mu.RUnlock()
@@ -80,24 +81,21 @@ type snapshotWriter struct {
 	s    *Storage
 	meta raftdata.SnapshotMeta
 
-	mu   sync.Mutex
-	f    *os.File
-	bw   *bufio.Writer
-	n    int64
-	crc  uint32
-	done bool // committed or aborted
+	mu    sync.Mutex
+	f     *os.File
+	bw    *bufio.Writer
+	n     int64
+	crc   uint32
+	state storeutil.WriterState
 }
 
-// Write appends p to the snapshot. It fails with ErrSnapshotFinished after
-// Commit or Abort, and with ErrClosed once the store is closed.
+// Write appends p to the snapshot. It fails with raft.ErrSnapshotFinished after
+// Commit or Abort, and with raft.ErrClosed once the store is closed.
 func (w *snapshotWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done {
-		return 0, fmt.Errorf("disk: snapshot write: %w", ErrSnapshotFinished)
-	}
-	if w.s.closed.Load() {
-		return 0, fmt.Errorf("disk: snapshot write: %w", ErrClosed)
+	if err := w.state.Usable("disk", "snapshot write", w.s.closed.Load()); err != nil {
+		return 0, err
 	}
 	n, err := w.bw.Write(p)
 	w.crc = crc32.Update(w.crc, castagnoli, p[:n])
@@ -117,15 +115,15 @@ func (w *snapshotWriter) Write(p []byte) (int, error) {
 // hard state is untouched.
 //
 // A snapshot with a lower index than the latest committed one fails with
-// ErrStaleSnapshot and changes nothing. Whatever Commit returns, the writer is
+// raft.ErrStaleSnapshot and changes nothing. Whatever Commit returns, the writer is
 // finished afterwards.
 func (w *snapshotWriter) Commit(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done {
-		return fmt.Errorf("disk: snapshot commit: %w", ErrSnapshotFinished)
+	if err := w.state.Usable("disk", "snapshot commit", false); err != nil {
+		return err
 	}
-	w.done = true
+	w.state.Finish()
 	if err := w.s.check(ctx, "snapshot commit"); err != nil {
 		w.discard()
 		return err
@@ -157,10 +155,9 @@ func (w *snapshotWriter) finish() error {
 func (w *snapshotWriter) Abort() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done {
+	if w.state.Finish() {
 		return nil
 	}
-	w.done = true
 	return w.discard()
 }
 
@@ -186,7 +183,7 @@ func (s *Storage) install(sf snapFile) error {
 	if sf.meta.Index < s.snap.meta.Index {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("%w: snapshot at index %d is older than the latest at index %d",
-			ErrStaleSnapshot, sf.meta.Index, s.snap.meta.Index)
+			raft.ErrStaleSnapshot, sf.meta.Index, s.snap.meta.Index)
 	}
 	sf.path = filepath.Join(s.snapDir, snapshotName(sf.meta.Index, sf.meta.Term))
 	if err := os.Rename(tmp, sf.path); err != nil {

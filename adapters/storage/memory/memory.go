@@ -63,7 +63,7 @@ func New() *Storage {
 // node that restarts and finds its durable state as it left it: the hard
 // state, log and latest committed snapshot. Snapshots that were being written
 // through s and not yet committed are lost, as they would be in a crash: their
-// Commit fails with ErrClosed once s is closed.
+// Commit fails with raft.ErrClosed once s is closed.
 //
 // Reopen is normally called after Close, but it does not close s. It may be
 // called on a closed handle.
@@ -72,7 +72,7 @@ func (s *Storage) Reopen() *Storage {
 }
 
 // Close closes this handle; the data stays behind for Reopen. Every later
-// call on the handle returns an error wrapping ErrClosed, except Close itself,
+// call on the handle returns an error wrapping raft.ErrClosed, except Close itself,
 // which is idempotent and always returns nil, and the inspection helpers
 // HardState and AllEntries.
 func (s *Storage) Close() error {
@@ -81,15 +81,9 @@ func (s *Storage) Close() error {
 }
 
 // check returns the error that an operation op must fail with before doing
-// anything, if any: ErrClosed or the context's error.
+// anything, if any: raft.ErrClosed or the context's error.
 func (s *Storage) check(ctx context.Context, op string) error {
-	if s.closed.Load() {
-		return fmt.Errorf("memory: %s: %w", op, ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("memory: %s: %w", op, err)
-	}
-	return nil
+	return storeutil.Check(ctx, s.closed.Load(), "memory", op)
 }
 
 // lastIndex returns the index of the last entry, or first-1 for an empty
@@ -120,7 +114,7 @@ func (s *Storage) InitialState(ctx context.Context) (raft.State, error) {
 // everything is validated first, and on error nothing changes.
 //
 // entries must have contiguous, ascending indexes and non-decreasing terms
-// (else ErrInvalidArgument). The first index must lie in
+// (else raft.ErrInvalidArgument). The first index must lie in
 // [FirstIndex, LastIndex+1]: below it Save fails with ErrOutOfRange (which
 // also wraps raft.ErrCompacted), above it with ErrGap (which also wraps
 // raft.ErrUnavailable). Stored entries from the first index onward are
@@ -132,7 +126,7 @@ func (s *Storage) Save(ctx context.Context, hs *raftdata.HardState, entries []ra
 	if err := s.check(ctx, "save"); err != nil {
 		return err
 	}
-	if err := storeutil.ValidateBatch(entries, ErrInvalidArgument); err != nil {
+	if err := storeutil.ValidateBatch(entries); err != nil {
 		return err
 	}
 	d := s.d
@@ -175,13 +169,13 @@ func (d *data) put(at int, entries []raftdata.Entry) {
 //
 // It fails with an error wrapping raft.ErrCompacted when lo < FirstIndex, one
 // wrapping raft.ErrUnavailable when hi > LastIndex+1, and one wrapping
-// ErrInvalidArgument when lo > hi.
+// raft.ErrInvalidArgument when lo > hi.
 func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]raftdata.Entry, error) {
 	if err := s.check(ctx, "entries"); err != nil {
 		return nil, err
 	}
 	if lo > hi {
-		return nil, fmt.Errorf("%w: entries [%d, %d): lo > hi", ErrInvalidArgument, lo, hi)
+		return nil, fmt.Errorf("%w: entries [%d, %d): lo > hi", raft.ErrInvalidArgument, lo, hi)
 	}
 	d := s.d
 	d.mu.RLock()

@@ -171,10 +171,10 @@ func TestSaveErrorsChangeNothing(t *testing.T) {
 		{"gap", ents(12, 13, 2), []error{memory.ErrGap, raft.ErrUnavailable}},
 		{"below first index", ents(5, 6, 2), []error{memory.ErrOutOfRange, raft.ErrCompacted}},
 		{"index zero", ents(0, 1, 2), []error{memory.ErrOutOfRange, raft.ErrCompacted}},
-		{"not contiguous", []raftdata.Entry{{Index: 8, Term: 2}, {Index: 10, Term: 2}}, []error{memory.ErrInvalidArgument}},
-		{"descending", []raftdata.Entry{{Index: 9, Term: 2}, {Index: 8, Term: 2}}, []error{memory.ErrInvalidArgument}},
-		{"duplicate index", []raftdata.Entry{{Index: 9, Term: 2}, {Index: 9, Term: 2}}, []error{memory.ErrInvalidArgument}},
-		{"decreasing term", []raftdata.Entry{{Index: 9, Term: 3}, {Index: 10, Term: 2}}, []error{memory.ErrInvalidArgument}},
+		{"not contiguous", []raftdata.Entry{{Index: 8, Term: 2}, {Index: 10, Term: 2}}, []error{raft.ErrInvalidArgument}},
+		{"descending", []raftdata.Entry{{Index: 9, Term: 2}, {Index: 8, Term: 2}}, []error{raft.ErrInvalidArgument}},
+		{"duplicate index", []raftdata.Entry{{Index: 9, Term: 2}, {Index: 9, Term: 2}}, []error{raft.ErrInvalidArgument}},
+		{"decreasing term", []raftdata.Entry{{Index: 9, Term: 3}, {Index: 10, Term: 2}}, []error{raft.ErrInvalidArgument}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,7 +243,7 @@ func TestEntriesErrors(t *testing.T) {
 		{0, 0, raft.ErrCompacted, nil},
 		{5, 12, raft.ErrUnavailable, []string{"5", "12", "last index is 10"}},
 		{11, 12, raft.ErrUnavailable, nil},
-		{7, 6, memory.ErrInvalidArgument, nil},
+		{7, 6, raft.ErrInvalidArgument, nil},
 	}
 	for _, tt := range tests {
 		es, err := s.Entries(ctx, tt.lo, tt.hi, 0)
@@ -419,8 +419,8 @@ func TestClosed(t *testing.T) {
 	_, _, calls["OpenSnapshot"] = s.OpenSnapshot(ctx)
 	calls["pending Commit"] = pending.Commit(ctx)
 	for name, err := range calls {
-		if !errors.Is(err, memory.ErrClosed) {
-			t.Errorf("%s after Close: error = %v, want ErrClosed", name, err)
+		if !errors.Is(err, raft.ErrClosed) {
+			t.Errorf("%s after Close: error = %v, want raft.ErrClosed", name, err)
 		}
 	}
 	// The inspection helpers still work, and nothing was written.
@@ -461,15 +461,15 @@ func TestReopenPreservesData(t *testing.T) {
 	}
 	checkSnapshot(t, r, 5, "state@5")
 	// A snapshot in progress at the "crash" is lost.
-	if err := lost.Commit(ctx); !errors.Is(err, memory.ErrClosed) {
-		t.Fatalf("Commit of a snapshot begun before the restart: %v, want ErrClosed", err)
+	if err := lost.Commit(ctx); !errors.Is(err, raft.ErrClosed) {
+		t.Fatalf("Commit of a snapshot begun before the restart: %v, want raft.ErrClosed", err)
 	}
 	checkSnapshot(t, r, 5, "state@5")
 
 	// The new handle writes to the shared data; the old one stays closed.
 	mustSave(t, r, nil, ents(9, 9, 3))
-	if _, err := s.Term(ctx, 9); !errors.Is(err, memory.ErrClosed) {
-		t.Fatalf("old handle after Reopen: %v, want ErrClosed", err)
+	if _, err := s.Term(ctx, 9); !errors.Is(err, raft.ErrClosed) {
+		t.Fatalf("old handle after Reopen: %v, want raft.ErrClosed", err)
 	}
 	if r2 := r.Reopen(); state(t, r2).LastIndex != 9 {
 		t.Fatalf("second Reopen does not see entry 9")

@@ -7,12 +7,13 @@ import (
 	"io"
 	"sync"
 
+	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
 // CreateSnapshot starts a snapshot described by meta, which must have a
-// non-zero Index (else ErrInvalidArgument). The returned writer buffers the
+// non-zero Index (else raft.ErrInvalidArgument). The returned writer buffers the
 // bytes in memory; nothing is visible to readers until its Commit succeeds.
 // meta is copied, so the caller may reuse it.
 func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (raft.SnapshotWriter, error) {
@@ -20,7 +21,7 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta
 		return nil, err
 	}
 	if meta.Index == 0 {
-		return nil, fmt.Errorf("%w: create snapshot: index 0", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: create snapshot: index 0", raft.ErrInvalidArgument)
 	}
 	return &snapshotWriter{s: s, meta: cloneMeta(meta)}, nil
 }
@@ -47,18 +48,18 @@ type snapshotWriter struct {
 	s    *Storage
 	meta raftdata.SnapshotMeta
 
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	done bool // committed or aborted
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	state storeutil.WriterState
 }
 
-// Write appends p to the snapshot. It fails with ErrSnapshotFinished after
+// Write appends p to the snapshot. It fails with raft.ErrSnapshotFinished after
 // Commit or Abort.
 func (w *snapshotWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done {
-		return 0, fmt.Errorf("memory: snapshot write: %w", ErrSnapshotFinished)
+	if err := w.state.Usable("memory", "snapshot write", false); err != nil {
+		return 0, err
 	}
 	return w.buf.Write(p)
 }
@@ -69,15 +70,15 @@ func (w *snapshotWriter) Write(p []byte) (int, error) {
 // meta.Index+1. The hard state is untouched.
 //
 // A snapshot with a lower index than the latest committed one fails with
-// ErrStaleSnapshot and changes nothing. Whatever Commit returns, the writer is
-// finished afterwards: a second Commit fails with ErrSnapshotFinished.
+// raft.ErrStaleSnapshot and changes nothing. Whatever Commit returns, the writer is
+// finished afterwards: a second Commit fails with raft.ErrSnapshotFinished.
 func (w *snapshotWriter) Commit(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done {
-		return fmt.Errorf("memory: snapshot commit: %w", ErrSnapshotFinished)
+	if err := w.state.Usable("memory", "snapshot commit", false); err != nil {
+		return err
 	}
-	w.done = true
+	w.state.Finish()
 	buf := w.buf.Bytes()
 	w.buf = bytes.Buffer{}
 	if err := w.s.check(ctx, "snapshot commit"); err != nil {
@@ -95,7 +96,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 	meta := w.meta
 	if meta.Index < d.snap.Index {
 		return fmt.Errorf("%w: snapshot at index %d is older than the latest at index %d",
-			ErrStaleSnapshot, meta.Index, d.snap.Index)
+			raft.ErrStaleSnapshot, meta.Index, d.snap.Index)
 	}
 	if !d.holds(meta.Index, meta.Term) {
 		d.ents.truncate(0)
@@ -110,7 +111,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 func (w *snapshotWriter) Abort() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.done = true
+	w.state.Finish()
 	w.buf = bytes.Buffer{}
 	return nil
 }

@@ -122,15 +122,15 @@ func TestSnapshotStale(t *testing.T) {
 	if _, err := older.Write([]byte("five")); err != nil {
 		t.Fatal(err)
 	}
-	if err := older.Commit(ctx); !errors.Is(err, memory.ErrStaleSnapshot) {
-		t.Fatalf("Commit of an older snapshot: %v, want ErrStaleSnapshot", err)
+	if err := older.Commit(ctx); !errors.Is(err, raft.ErrStaleSnapshot) {
+		t.Fatalf("Commit of an older snapshot: %v, want raft.ErrStaleSnapshot", err)
 	}
 	if got := state(t, s); !reflect.DeepEqual(got, before) {
 		t.Fatalf("stale Commit changed the store: %+v, want %+v", got, before)
 	}
 	checkSnapshot(t, s, 8, "eight")
-	if err := older.Commit(ctx); !errors.Is(err, memory.ErrSnapshotFinished) {
-		t.Fatalf("second Commit after a failed one: %v, want ErrSnapshotFinished", err)
+	if err := older.Commit(ctx); !errors.Is(err, raft.ErrSnapshotFinished) {
+		t.Fatalf("second Commit after a failed one: %v, want raft.ErrSnapshotFinished", err)
 	}
 
 	// A snapshot at the same index replaces the latest one.
@@ -172,11 +172,11 @@ func TestSnapshotWriterLifecycle(t *testing.T) {
 			t.Fatalf("Abort #%d: %v", i+1, err)
 		}
 	}
-	if _, err := w.Write([]byte("x")); !errors.Is(err, memory.ErrSnapshotFinished) {
-		t.Fatalf("Write after Abort: %v, want ErrSnapshotFinished", err)
+	if _, err := w.Write([]byte("x")); !errors.Is(err, raft.ErrSnapshotFinished) {
+		t.Fatalf("Write after Abort: %v, want raft.ErrSnapshotFinished", err)
 	}
-	if err := w.Commit(ctx); !errors.Is(err, memory.ErrSnapshotFinished) {
-		t.Fatalf("Commit after Abort: %v, want ErrSnapshotFinished", err)
+	if err := w.Commit(ctx); !errors.Is(err, raft.ErrSnapshotFinished) {
+		t.Fatalf("Commit after Abort: %v, want raft.ErrSnapshotFinished", err)
 	}
 	if _, _, err := s.OpenSnapshot(ctx); !errors.Is(err, raft.ErrNoSnapshot) {
 		t.Fatalf("aborted snapshot is visible: %v", err)
@@ -189,19 +189,19 @@ func TestSnapshotWriterLifecycle(t *testing.T) {
 	if err := w.Commit(ctx); err != nil { // an empty snapshot is fine
 		t.Fatal(err)
 	}
-	if _, err := w.Write([]byte("x")); !errors.Is(err, memory.ErrSnapshotFinished) {
-		t.Fatalf("Write after Commit: %v, want ErrSnapshotFinished", err)
+	if _, err := w.Write([]byte("x")); !errors.Is(err, raft.ErrSnapshotFinished) {
+		t.Fatalf("Write after Commit: %v, want raft.ErrSnapshotFinished", err)
 	}
-	if err := w.Commit(ctx); !errors.Is(err, memory.ErrSnapshotFinished) {
-		t.Fatalf("second Commit: %v, want ErrSnapshotFinished", err)
+	if err := w.Commit(ctx); !errors.Is(err, raft.ErrSnapshotFinished) {
+		t.Fatalf("second Commit: %v, want raft.ErrSnapshotFinished", err)
 	}
 	if err := w.Abort(); err != nil {
 		t.Fatalf("Abort after Commit: %v, want nil", err)
 	}
 	checkSnapshot(t, s, 2, "")
 
-	if _, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{}); !errors.Is(err, memory.ErrInvalidArgument) {
-		t.Fatalf("CreateSnapshot at index 0: %v, want ErrInvalidArgument", err)
+	if _, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{}); !errors.Is(err, raft.ErrInvalidArgument) {
+		t.Fatalf("CreateSnapshot at index 0: %v, want raft.ErrInvalidArgument", err)
 	}
 }
 

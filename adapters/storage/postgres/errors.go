@@ -8,7 +8,8 @@ import (
 )
 
 // Errors returned by the PostgreSQL store in addition to the raft package's
-// ErrCompacted, ErrUnavailable, ErrNoSnapshot and ErrCorrupt. Every error the
+// storage errors (ErrCompacted, ErrUnavailable, ErrNoSnapshot, ErrCorrupt,
+// ErrClosed, ErrInvalidArgument, ErrStaleSnapshot, ErrSnapshotFinished). Every error the
 // store returns wraps one of these, one of raft's, or the error pgx returned
 // (a lost connection, a server error), so callers can test them with
 // errors.Is.
@@ -23,26 +24,9 @@ var (
 	// same group and node in the same schema: the newer store owns the log,
 	// and this one may no longer write to it. It means two processes were
 	// configured as the same node; reopen only after finding out why.
-	ErrFenced = errors.New("postgres: another store opened this node's log")
-
-	// ErrClosed is returned by every method of a Storage after Close, and by
-	// a SnapshotWriter or snapshot reader whose store was closed.
-	ErrClosed = errors.New("postgres: storage closed")
-
-	// ErrInvalidArgument is returned for malformed requests: a Save batch
-	// whose indexes are not contiguous and ascending or whose terms
-	// decrease, a Save that would leave a gap, an Entries call with lo > hi,
-	// a snapshot at index 0, or bad Options.
-	ErrInvalidArgument = errors.New("postgres: invalid argument")
-
-	// ErrStaleSnapshot is returned by SnapshotWriter.Commit when the snapshot
-	// has a lower index than the latest committed one. The store is left
-	// unchanged.
-	ErrStaleSnapshot = errors.New("postgres: stale snapshot")
-
-	// ErrSnapshotFinished is returned by Write and Commit on a
-	// SnapshotWriter that was already committed or aborted.
-	ErrSnapshotFinished = errors.New("postgres: snapshot writer already finished")
+	//
+	// It wraps raft.ErrPermanent: a node stops rather than retry.
+	ErrFenced = fmt.Errorf("postgres: another store opened this node's log: %w", raft.ErrPermanent)
 
 	// ErrSchemaVersion is returned by Open when the schema was migrated by
 	// a newer version of this package than the running one.

@@ -40,7 +40,7 @@ func ExampleOpen() {
 	case errors.Is(err, postgres.ErrUnsafeDurability):
 		log.Fatalf("fix the server's settings: %v", err)
 	case err != nil:
-		log.Fatal(err) // ErrSchemaVersion, ErrInvalidArgument or the pgx error
+		log.Fatal(err) // ErrSchemaVersion, raft.ErrInvalidArgument or the pgx error
 	}
 	defer store.Close() // deferred first, so it runs after the node stops
 

@@ -118,7 +118,7 @@ var _ raft.Storage = (*Storage)(nil)
 // Open connects, migrates the schema, checks durability and takes
 // ownership of the node's rows. It fails with an error wrapping
 // ErrUnsafeDurability when the server can lose acknowledged commits (unless
-// opts.AllowUnsafeDurability), ErrInvalidArgument for bad options,
+// opts.AllowUnsafeDurability), raft.ErrInvalidArgument for bad options,
 // ErrSchemaVersion for a schema newer than this package, and the pgx error
 // when the server cannot be reached.
 func Open(ctx context.Context, opts Options) (*Storage, error) {
@@ -131,27 +131,27 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 		schema = DefaultSchema
 	}
 	if !schemaName.MatchString(schema) {
-		return nil, fmt.Errorf("%w: schema %q is not a lower-case SQL identifier", ErrInvalidArgument, schema)
+		return nil, fmt.Errorf("%w: schema %q is not a lower-case SQL identifier", raft.ErrInvalidArgument, schema)
 	}
 	s.q = pgx.Identifier{schema}.Sanitize()
 	if s.chunk == 0 {
 		s.chunk = DefaultChunkBytes
 	}
 	if s.chunk < 0 || s.chunk > maxChunkBytes {
-		return nil, fmt.Errorf("%w: ChunkBytes %d outside [1, %d]", ErrInvalidArgument, s.chunk, maxChunkBytes)
+		return nil, fmt.Errorf("%w: ChunkBytes %d outside [1, %d]", raft.ErrInvalidArgument, s.chunk, maxChunkBytes)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	switch {
 	case (opts.DSN == "") == (opts.Pool == nil):
-		return nil, fmt.Errorf("%w: set exactly one of Options.DSN and Options.Pool", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: set exactly one of Options.DSN and Options.Pool", raft.ErrInvalidArgument)
 	case opts.Pool != nil:
 		s.pool = opts.Pool
 	default:
 		cfg, err := pgxpool.ParseConfig(opts.DSN)
 		if err != nil {
-			return nil, fmt.Errorf("%w: DSN: %w", ErrInvalidArgument, err)
+			return nil, fmt.Errorf("%w: DSN: %w", raft.ErrInvalidArgument, err)
 		}
 		if !opts.AllowUnsafeDurability {
 			cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
@@ -245,13 +245,7 @@ func (s *Storage) load(ctx context.Context) error {
 }
 
 func (s *Storage) check(ctx context.Context, op string) error {
-	if s.closed.Load() {
-		return fmt.Errorf("postgres: %s: %w", op, ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("postgres: %s: %w", op, err)
-	}
-	return nil
+	return storeutil.Check(ctx, s.closed.Load(), "postgres", op)
 }
 
 // dbErr wraps an error from the server, recognising the fence.
@@ -281,7 +275,7 @@ func (s *Storage) Save(ctx context.Context, hs *raftdata.HardState, entries []ra
 	if err := s.check(ctx, "save"); err != nil {
 		return err
 	}
-	if err := storeutil.ValidateBatch(entries, ErrInvalidArgument); err != nil {
+	if err := storeutil.ValidateBatch(entries); err != nil {
 		return err
 	}
 	if hs == nil && len(entries) == 0 {
@@ -300,7 +294,7 @@ func (s *Storage) Save(ctx context.Context, hs *raftdata.HardState, entries []ra
 		case lo < first:
 			return fmt.Errorf("postgres: save at index %d: %w (first index is %d)", lo, raft.ErrCompacted, first)
 		case lo > last+1:
-			return fmt.Errorf("postgres: save at index %d: %w: %w (last index is %d)", lo, ErrInvalidArgument, raft.ErrUnavailable, last)
+			return fmt.Errorf("postgres: save at index %d: %w: %w (last index is %d)", lo, raft.ErrInvalidArgument, raft.ErrUnavailable, last)
 		}
 		// Always delete from lo on: a conflicting suffix goes, and so do
 		// rows of an earlier attempt at this Save whose outcome was lost.
@@ -350,7 +344,7 @@ func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]r
 		return nil, err
 	}
 	if lo > hi {
-		return nil, fmt.Errorf("%w: entries [%d, %d): lo > hi", ErrInvalidArgument, lo, hi)
+		return nil, fmt.Errorf("%w: entries [%d, %d): lo > hi", raft.ErrInvalidArgument, lo, hi)
 	}
 	for attempt := 0; ; attempt++ {
 		gen := s.gen.Load()

@@ -93,8 +93,8 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		"negative chunk":       {Pool: pool, ChunkBytes: -1},
 		"huge chunk":           {Pool: pool, ChunkBytes: 1 << 30},
 	} {
-		if _, err := postgres.Open(ctxT(t), o); !errors.Is(err, postgres.ErrInvalidArgument) {
-			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		if _, err := postgres.Open(ctxT(t), o); !errors.Is(err, raft.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want raft.ErrInvalidArgument", name, err)
 		}
 	}
 }

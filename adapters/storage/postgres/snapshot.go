@@ -22,7 +22,7 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta
 		return nil, err
 	}
 	if meta.Index == 0 {
-		return nil, fmt.Errorf("%w: snapshot at index 0", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: snapshot at index 0", raft.ErrInvalidArgument)
 	}
 	var id int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO `+s.q+`.snapshots (group_id, node_id, snapshot_id, idx, term, membership)
@@ -43,8 +43,7 @@ type snapshotWriter struct {
 	meta   raftdata.SnapshotMeta
 	mu     sync.Mutex
 	chunks storeutil.Chunker
-	done   bool
-	err    error // a failed chunk write: the writer is unusable
+	state  storeutil.WriterState
 }
 
 // Write buffers p, storing a row each time Options.ChunkBytes accumulate.
@@ -58,15 +57,7 @@ func (w *snapshotWriter) Write(p []byte) (int, error) {
 }
 
 func (w *snapshotWriter) usable(op string) error {
-	switch {
-	case w.done:
-		return fmt.Errorf("postgres: %s: %w", op, ErrSnapshotFinished)
-	case w.s.closed.Load():
-		return fmt.Errorf("postgres: %s: %w", op, ErrClosed)
-	case w.err != nil:
-		return fmt.Errorf("postgres: %s: an earlier chunk failed: %w", op, w.err)
-	}
-	return nil
+	return w.state.Usable("postgres", op, w.s.closed.Load())
 }
 
 // storeChunk stores the next chunk (storeutil.Chunker.Store).
@@ -84,8 +75,9 @@ func (w *snapshotWriter) storeChunk(chunk []byte) error {
 		err = fmt.Errorf("%w: snapshot %d was removed by a newer open (group %d node %d)", ErrFenced, w.id, s.group, s.node)
 	}
 	if err != nil {
-		w.err = s.dbErr("snapshot write", err)
-		return w.err
+		err = s.dbErr("snapshot write", err)
+		w.state.Fail(err)
+		return err
 	}
 	return nil
 }
@@ -110,7 +102,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 	cur := s.snap.Index
 	s.mu.RUnlock()
 	if w.meta.Index < cur {
-		return fmt.Errorf("postgres: snapshot commit: %w: index %d is below the latest snapshot's %d", ErrStaleSnapshot, w.meta.Index, cur)
+		return fmt.Errorf("postgres: snapshot commit: %w: index %d is below the latest snapshot's %d", raft.ErrStaleSnapshot, w.meta.Index, cur)
 	}
 	idx, term := int64(w.meta.Index), int64(w.meta.Term)
 	var first int64
@@ -140,7 +132,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return s.dbErr("snapshot commit", err)
 	}
-	w.done = true
+	w.state.Finish()
 	s.mu.Lock()
 	if uint64(first) == w.meta.Index+1 {
 		s.first, s.last = w.meta.Index+1, w.meta.Index // discarded
@@ -154,10 +146,10 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 func (w *snapshotWriter) Abort() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done {
+	if w.state.Finished() {
 		return nil
 	}
-	w.done = true
+	w.state.Finish()
 	s := w.s
 	if s.closed.Load() {
 		return nil // Open of the next store deletes uncommitted snapshots
@@ -231,14 +223,14 @@ type snapshotReader struct {
 
 func (r *snapshotReader) Read(p []byte) (int, error) {
 	if r.closed {
-		return 0, fmt.Errorf("postgres: snapshot read: %w", ErrClosed)
+		return 0, fmt.Errorf("postgres: snapshot read: %w", raft.ErrClosed)
 	}
 	for len(r.buf) == 0 {
 		if r.seq == r.chunks {
 			return 0, io.EOF
 		}
 		if r.s.closed.Load() {
-			return 0, fmt.Errorf("postgres: snapshot read: %w", ErrClosed)
+			return 0, fmt.Errorf("postgres: snapshot read: %w", raft.ErrClosed)
 		}
 		s := r.s
 		err := r.tx.QueryRow(context.Background(), `SELECT data FROM `+s.q+`.snapshot_chunks

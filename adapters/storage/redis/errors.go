@@ -8,7 +8,8 @@ import (
 )
 
 // Errors returned by the Redis store in addition to the raft package's
-// ErrCompacted, ErrUnavailable, ErrNoSnapshot and ErrCorrupt. Every error the
+// storage errors (ErrCompacted, ErrUnavailable, ErrNoSnapshot, ErrCorrupt,
+// ErrClosed, ErrInvalidArgument, ErrStaleSnapshot, ErrSnapshotFinished). Every error the
 // store returns wraps one of these, one of raft's, or the error go-redis
 // returned (a lost connection, a server error), so callers can test them
 // with errors.Is.
@@ -23,26 +24,9 @@ var (
 	// ErrFenced is returned by every change after another Storage opened the
 	// same group and node under the same prefix: the newer store owns the
 	// keys, and this one may no longer write to them.
-	ErrFenced = errors.New("redis: another store opened this node's log")
-
-	// ErrClosed is returned by every method of a Storage after Close, and by
-	// a SnapshotWriter or snapshot reader whose store was closed.
-	ErrClosed = errors.New("redis: storage closed")
-
-	// ErrInvalidArgument is returned for malformed requests: a Save batch
-	// whose indexes are not contiguous and ascending or whose terms
-	// decrease, a Save that would leave a gap, an Entries call with lo > hi,
-	// a snapshot at index 0, or bad Options.
-	ErrInvalidArgument = errors.New("redis: invalid argument")
-
-	// ErrStaleSnapshot is returned by SnapshotWriter.Commit when the snapshot
-	// has a lower index than the latest committed one. The store is left
-	// unchanged.
-	ErrStaleSnapshot = errors.New("redis: stale snapshot")
-
-	// ErrSnapshotFinished is returned by Write and Commit on a
-	// SnapshotWriter that was already committed or aborted.
-	ErrSnapshotFinished = errors.New("redis: snapshot writer already finished")
+	//
+	// It wraps raft.ErrPermanent: a node stops rather than retry.
+	ErrFenced = fmt.Errorf("redis: another store opened this node's log: %w", raft.ErrPermanent)
 
 	// ErrSnapshotGone is returned by a snapshot reader whose snapshot was
 	// replaced by a newer one longer than Options.OldSnapshotTTL ago, so

@@ -54,7 +54,7 @@ func ExampleOpen() {
 	case errors.Is(err, redis.ErrUnsafeDurability):
 		log.Fatalf("fix the server's settings: %v", err)
 	case err != nil:
-		log.Fatal(err) // ErrLayoutVersion, ErrInvalidArgument or the go-redis error
+		log.Fatal(err) // ErrLayoutVersion, raft.ErrInvalidArgument or the go-redis error
 	}
 	defer store.Close() // deferred first, so it runs after the node stops
 

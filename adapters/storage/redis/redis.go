@@ -129,7 +129,7 @@ var _ raft.Storage = (*Storage)(nil)
 // Open connects, checks durability, takes ownership of the node's keys and
 // reads its state. It fails with an error wrapping ErrUnsafeDurability when
 // the server can lose acknowledged writes (unless
-// opts.AllowUnsafeDurability), ErrInvalidArgument for bad options,
+// opts.AllowUnsafeDurability), raft.ErrInvalidArgument for bad options,
 // ErrLayoutVersion for keys written by a newer package, and the go-redis
 // error when the server cannot be reached.
 func Open(ctx context.Context, opts Options) (*Storage, error) {
@@ -138,20 +138,20 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 		prefix = DefaultPrefix
 	}
 	if !prefixPattern.MatchString(prefix) {
-		return nil, fmt.Errorf("%w: prefix %q: letters, digits and _ . : - only, at most 64 bytes", ErrInvalidArgument, prefix)
+		return nil, fmt.Errorf("%w: prefix %q: letters, digits and _ . : - only, at most 64 bytes", raft.ErrInvalidArgument, prefix)
 	}
 	s := &Storage{group: opts.Group, node: opts.Node, chunk: opts.ChunkBytes, oldTTL: opts.OldSnapshotTTL, log: opts.Logger}
 	if s.chunk == 0 {
 		s.chunk = DefaultChunkBytes
 	}
 	if s.chunk < 0 || s.chunk > maxChunkBytes {
-		return nil, fmt.Errorf("%w: ChunkBytes %d outside [1, %d]", ErrInvalidArgument, s.chunk, maxChunkBytes)
+		return nil, fmt.Errorf("%w: ChunkBytes %d outside [1, %d]", raft.ErrInvalidArgument, s.chunk, maxChunkBytes)
 	}
 	if s.oldTTL == 0 {
 		s.oldTTL = DefaultOldSnapshotTTL
 	}
 	if s.oldTTL < time.Millisecond {
-		return nil, fmt.Errorf("%w: OldSnapshotTTL %v below 1ms", ErrInvalidArgument, s.oldTTL)
+		return nil, fmt.Errorf("%w: OldSnapshotTTL %v below 1ms", raft.ErrInvalidArgument, s.oldTTL)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -160,12 +160,12 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	s.meta, s.logKey, s.pending = s.tag+":meta", s.tag+":log", s.tag+":pending"
 	switch {
 	case (opts.Client == nil) == (opts.Redis == nil):
-		return nil, fmt.Errorf("%w: set exactly one of Options.Client and Options.Redis", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: set exactly one of Options.Client and Options.Redis", raft.ErrInvalidArgument)
 	case opts.Client != nil:
 		if _, ring := opts.Client.(*goredis.Ring); ring {
 			// A Ring moves a shard's keys elsewhere while it is down: a
 			// node would find an empty log there.
-			return nil, fmt.Errorf("%w: a goredis.Ring cannot keep a node's keys in one place; use a Client or a ClusterClient", ErrInvalidArgument)
+			return nil, fmt.Errorf("%w: a goredis.Ring cannot keep a node's keys in one place; use a Client or a ClusterClient", raft.ErrInvalidArgument)
 		}
 		s.c = opts.Client
 	default:
@@ -260,13 +260,7 @@ func (s *Storage) load(ctx context.Context) error {
 }
 
 func (s *Storage) check(ctx context.Context, op string) error {
-	if s.closed.Load() {
-		return fmt.Errorf("redis: %s: %w", op, ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("redis: %s: %w", op, err)
-	}
-	return nil
+	return storeutil.Check(ctx, s.closed.Load(), "redis", op)
 }
 
 // scriptErr maps a script's error replies to the package's errors.
@@ -279,11 +273,11 @@ func (s *Storage) scriptErr(op string, err error) error {
 	case "COMPACTED":
 		return fmt.Errorf("redis: %s: %w (first index is %s)", op, raft.ErrCompacted, rest)
 	case "GAP":
-		return fmt.Errorf("redis: %s: %w: %w (last index is %s)", op, ErrInvalidArgument, raft.ErrUnavailable, rest)
+		return fmt.Errorf("redis: %s: %w: %w (last index is %s)", op, raft.ErrInvalidArgument, raft.ErrUnavailable, rest)
 	case "UNAVAILABLE":
 		return fmt.Errorf("redis: %s: %w (latest snapshot index is %s)", op, raft.ErrUnavailable, rest)
 	case "STALE":
-		return fmt.Errorf("redis: %s: %w (latest snapshot index is %s)", op, ErrStaleSnapshot, rest)
+		return fmt.Errorf("redis: %s: %w (latest snapshot index is %s)", op, raft.ErrStaleSnapshot, rest)
 	}
 	return fmt.Errorf("redis: %s: %w", op, err)
 }
@@ -332,7 +326,7 @@ func (s *Storage) Save(ctx context.Context, hs *raftdata.HardState, entries []ra
 	if err := s.check(ctx, "save"); err != nil {
 		return err
 	}
-	if err := storeutil.ValidateBatch(entries, ErrInvalidArgument); err != nil {
+	if err := storeutil.ValidateBatch(entries); err != nil {
 		return err
 	}
 	if hs == nil && len(entries) == 0 {
@@ -370,7 +364,7 @@ func (s *Storage) Entries(ctx context.Context, lo, hi uint64, maxBytes int) ([]r
 		return nil, err
 	}
 	if lo > hi {
-		return nil, fmt.Errorf("%w: entries [%d, %d): lo > hi", ErrInvalidArgument, lo, hi)
+		return nil, fmt.Errorf("%w: entries [%d, %d): lo > hi", raft.ErrInvalidArgument, lo, hi)
 	}
 	res, err := entriesScript.Run(ctx, s.c, []string{s.meta, s.logKey}, lo, hi, max(maxBytes, 0), extraSize).Slice()
 	if err != nil {

@@ -78,8 +78,8 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		"huge chunk":               {Client: c, ChunkBytes: 1 << 30},
 		"tiny snapshot TTL":        {Client: c, OldSnapshotTTL: time.Microsecond},
 	} {
-		if _, err := redis.Open(ctxT(t), o); !errors.Is(err, redis.ErrInvalidArgument) {
-			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		if _, err := redis.Open(ctxT(t), o); !errors.Is(err, raft.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want raft.ErrInvalidArgument", name, err)
 		}
 	}
 }

@@ -22,7 +22,7 @@ func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta
 		return nil, err
 	}
 	if meta.Index == 0 {
-		return nil, fmt.Errorf("%w: snapshot at index 0", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: snapshot at index 0", raft.ErrInvalidArgument)
 	}
 	id, err := createScript.Run(ctx, s.c, []string{s.meta, s.pending}, s.owner).Int64()
 	if err != nil {
@@ -42,8 +42,7 @@ type snapshotWriter struct {
 	meta   raftdata.SnapshotMeta
 	mu     sync.Mutex
 	chunks storeutil.Chunker
-	done   bool
-	err    error // a failed chunk write: the writer is unusable
+	state  storeutil.WriterState
 }
 
 // Write buffers p, storing an element each time Options.ChunkBytes
@@ -58,15 +57,7 @@ func (w *snapshotWriter) Write(p []byte) (int, error) {
 }
 
 func (w *snapshotWriter) usable(op string) error {
-	switch {
-	case w.done:
-		return fmt.Errorf("redis: %s: %w", op, ErrSnapshotFinished)
-	case w.s.closed.Load():
-		return fmt.Errorf("redis: %s: %w", op, ErrClosed)
-	case w.err != nil:
-		return fmt.Errorf("redis: %s: an earlier chunk failed: %w", op, w.err)
-	}
-	return nil
+	return w.state.Usable("redis", op, w.s.closed.Load())
 }
 
 // storeChunk stores the next chunk while the snapshot is still pending
@@ -74,8 +65,9 @@ func (w *snapshotWriter) usable(op string) error {
 func (w *snapshotWriter) storeChunk(chunk []byte) error {
 	s := w.s
 	if err := chunkScript.Run(context.Background(), s.c, []string{s.pending, w.key}, w.id, w.chunks.Chunks(), chunk).Err(); err != nil {
-		w.err = s.scriptErr("snapshot write", err)
-		return w.err
+		err = s.scriptErr("snapshot write", err)
+		w.state.Fail(err)
+		return err
 	}
 	return nil
 }
@@ -114,7 +106,7 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 		}
 		return s.scriptErr("snapshot commit", err)
 	}
-	w.done = true
+	w.state.Finish()
 	s.snapID, _ = strconv.ParseInt(w.id, 10, 64)
 	return nil
 }
@@ -123,10 +115,10 @@ func (w *snapshotWriter) Commit(ctx context.Context) error {
 func (w *snapshotWriter) Abort() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done {
+	if w.state.Finished() {
 		return nil
 	}
-	w.done = true
+	w.state.Finish()
 	s := w.s
 	if s.closed.Load() {
 		return nil // the next Open drops pending snapshots
@@ -185,14 +177,14 @@ type snapshotReader struct {
 
 func (r *snapshotReader) Read(p []byte) (int, error) {
 	if r.closed {
-		return 0, fmt.Errorf("redis: snapshot read: %w", ErrClosed)
+		return 0, fmt.Errorf("redis: snapshot read: %w", raft.ErrClosed)
 	}
 	for len(r.buf) == 0 {
 		if r.seq == r.chunks {
 			return 0, io.EOF
 		}
 		if r.s.closed.Load() {
-			return 0, fmt.Errorf("redis: snapshot read: %w", ErrClosed)
+			return 0, fmt.Errorf("redis: snapshot read: %w", raft.ErrClosed)
 		}
 		b, err := r.s.c.LIndex(context.Background(), r.key, r.seq).Bytes()
 		if isNil(err) {
