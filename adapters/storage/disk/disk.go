@@ -3,7 +3,7 @@
 //
 // A Storage owns a directory:
 //
-//	LOCK                                  flock'ed while the store is open
+//	LOCK                                  locked (flock, LockFileEx) while the store is open
 //	wal/<first index>-<sequence>.log      log segments (16 hex digits each)
 //	snap/<index>-<term>.snap              the latest snapshot
 //
@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/raftkit/raftkit/adapters/storage/internal/storeutil"
 	"github.com/raftkit/raftkit/raft"
@@ -112,9 +111,9 @@ func Open(dir string, opts Options) (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("disk: open: %w", err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(lock); err != nil {
 		_ = lock.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errLockHeld) {
 			return nil, fmt.Errorf("disk: open %s: %w", dir, ErrLocked)
 		}
 		return nil, fmt.Errorf("disk: open: locking %s: %w", dir, err)
@@ -122,7 +121,7 @@ func Open(dir string, opts Options) (*Storage, error) {
 	s.lock = lock
 	if err := s.recover(); err != nil {
 		closeSegments(s.segs)
-		_ = lock.Close() // releases the flock
+		_ = lock.Close() // releases the lock
 		return nil, err
 	}
 	return s, nil
@@ -254,7 +253,7 @@ func (s *Storage) Close() error {
 		errs = append(errs, sg.f.Close())
 	}
 	s.segs, s.ents = nil, nil
-	errs = append(errs, s.lock.Close()) // releases the flock
+	errs = append(errs, s.lock.Close()) // releases the lock
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("disk: close: %w", err)
 	}

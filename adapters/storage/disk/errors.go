@@ -25,6 +25,9 @@ var (
 	ErrFailed = fmt.Errorf("disk: storage failed by an earlier write error: %w", raft.ErrPermanent)
 )
 
+// errLockHeld is lockFile's answer when another store holds the lock.
+var errLockHeld = errors.New("disk: lock held")
+
 // corruptf returns an error wrapping raft.ErrCorrupt.
 func corruptf(format string, args ...any) error {
 	return fmt.Errorf("disk: %w: %s", raft.ErrCorrupt, fmt.Sprintf(format, args...))

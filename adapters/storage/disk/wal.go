@@ -235,19 +235,6 @@ func (d *decoder) byte() byte {
 // directories are synced; it is fsyncDir otherwise.
 var syncDir = fsyncDir
 
-// fsyncDir opens directory dir and fsyncs it.
-func fsyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // createSegment creates an empty segment file in dir and makes its
 // creation durable.
 func createSegment(dir string, first, seq uint64) (*segment, error) {
