@@ -1,5 +1,4 @@
-// hashicorp/raft's setup, in the style of bench/hashicorp (which measures it
-// over TCP), here with the library's own in-memory transport:
+// hashicorp/raft's setup, with the library's own in-memory transport:
 //
 //   - Three raft.Raft in this process, IDs "node1" to "node3", each made by
 //     raft.NewRaft with raft.DefaultConfig() changed only in:
