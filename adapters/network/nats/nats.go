@@ -81,7 +81,8 @@ type Config struct {
 	// encoded size); beyond it Send drops and counts. Default 64 MiB.
 	QueueBytes int
 
-	// Logger receives connection events. Default slog.Default().
+	// Logger receives connection events. Nil means silent, as everywhere
+	// in raftkit: pass the application's logger to see them.
 	Logger *slog.Logger
 }
 
@@ -156,7 +157,7 @@ func New(cfg Config) (*Transport, error) {
 		cfg.MaxMessageBytes = 0
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Transport{cfg: cfg, log: cfg.Logger.With("node", uint64(cfg.ID)), wake: make(chan struct{}, 1)}
 	t.prefix = fmt.Sprintf("%s.%d.", cfg.Prefix, cfg.ClusterID)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
@@ -49,7 +50,21 @@ var (
 	// ErrHandshake is reported for a connection that did not open with a
 	// valid handshake (garbage, or another protocol).
 	ErrHandshake = errors.New("tcp: invalid handshake")
+	// ErrHandshakeTimeout is reported for a connection that sent no
+	// complete handshake within Config.DialTimeout: a peer too slow or
+	// stalled, or a client that connected and said nothing.
+	ErrHandshakeTimeout = errors.New("tcp: handshake timed out")
 )
+
+// handshakeErr wraps an error met while reading a handshake: a timeout is
+// ErrHandshakeTimeout, anything else ErrHandshake.
+func handshakeErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %w", ErrHandshakeTimeout, err)
+	}
+	return fmt.Errorf("%w: %w", ErrHandshake, err)
+}
 
 type hello struct {
 	cluster  uint64
@@ -72,7 +87,7 @@ func (h hello) encode() []byte {
 func readHello(r io.Reader) (h hello, ver byte, err error) {
 	var b [helloFixed]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return h, 0, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return h, 0, handshakeErr(err)
 	}
 	if b[0] != 'R' || b[1] != 'K' || b[2] != 'T' {
 		return h, 0, fmt.Errorf("%w: bad magic %q", ErrHandshake, b[:3])
@@ -92,7 +107,7 @@ func readHello(r io.Reader) (h hello, ver byte, err error) {
 	}
 	addr := make([]byte, n)
 	if _, err := io.ReadFull(r, addr); err != nil {
-		return h, 0, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return h, 0, handshakeErr(err)
 	}
 	h.addr = string(addr)
 	return h, ver, nil

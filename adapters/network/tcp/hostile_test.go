@@ -9,8 +9,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
+	"log/slog"
 	"math/big"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,5 +277,63 @@ func TestTLSRefusesOtherCA(t *testing.T) {
 	})
 	if in.has(99) || strangerIn.len() > 0 {
 		t.Fatal("a node with another CA's certificate exchanged messages with the cluster")
+	}
+}
+
+// logRecords is a slog handler that keeps every record's message and
+// attributes as text.
+type logRecords struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecords) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecords) WithGroup(string) slog.Handler            { return l }
+func (l *logRecords) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		line += " " + a.String()
+		return true
+	})
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *logRecords) find(sub string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, sub) {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestSilentConnectionIsAHandshakeTimeout: a client that connects and says
+// nothing is refused after DialTimeout and logged as a handshake timeout,
+// not as an invalid handshake.
+func TestSilentConnectionIsAHandshakeTimeout(t *testing.T) {
+	logs := &logRecords{}
+	tr, err := tcp.New(tcp.Config{ClusterID: 7, ID: 1, Listen: "127.0.0.1:0", DialTimeout: 100 * time.Millisecond, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Start(&inbox{}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	eventually(t, "the silent connection refused", func() bool { return tr.Stats().Rejected > 0 })
+	line := logs.find("refused a connection")
+	if !strings.Contains(line, tcp.ErrHandshakeTimeout.Error()) || strings.Contains(line, "invalid handshake") {
+		t.Fatalf("logged %q, want a handshake timeout", line)
 	}
 }

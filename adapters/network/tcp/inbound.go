@@ -72,7 +72,7 @@ func (t *Transport) serve(raw net.Conn) {
 	if t.cfg.TLS != nil {
 		tc := tls.Server(raw, t.cfg.TLS)
 		if err := tc.HandshakeContext(t.ctx); err != nil {
-			t.reject(raw, fmt.Errorf("TLS handshake: %w", err))
+			t.reject(raw, fmt.Errorf("TLS handshake: %w", handshakeErr(err)))
 			return
 		}
 		c = tc

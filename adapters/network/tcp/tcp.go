@@ -71,7 +71,8 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait before redialling a peer,
 	// which doubles after each failure. Defaults 50ms and 2s.
 	MinBackoff, MaxBackoff time.Duration
-	// Logger receives connection events. Default slog.Default().
+	// Logger receives connection events. Nil means silent, as everywhere
+	// in raftkit: pass the application's logger to see them.
 	Logger *slog.Logger
 }
 
@@ -129,7 +130,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxBackoff = c.MinBackoff
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
 }
