@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -31,35 +29,17 @@ type cluster struct {
 	bin     string
 	data    string
 	members string
-	https   []string
+	https   []string   // the nodes' HTTP addresses, as clients reach them
+	args    [][]string // node i's flags beyond the common ones
 	procs   []*exec.Cmd
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	logs    []*syncBuffer // node i's stderr, over all its runs
 }
 
 // startCluster builds the example and starts three node processes, with
 // TLS when pki is not nil.
 func startCluster(t *testing.T, pki *testPKI) *cluster {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "kv")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building the example: %v\n%s", err, out)
-	}
-	c := &cluster{t: t, bin: bin, data: filepath.Join(dir, "data"), procs: make([]*exec.Cmd, 3), spans: newSpanLog(t),
-		tls: pki, client: http.DefaultClient, scheme: "http://"}
-	if pki != nil {
-		c.client, c.scheme = pki.client(false), "https://"
-	}
-	c.otlp = c.spans.addr
+	c := newCluster(t, pki)
 	var parts []string
 	for i := 1; i <= 3; i++ {
 		h := freeAddr(t)
@@ -67,29 +47,64 @@ func startCluster(t *testing.T, pki *testPKI) *cluster {
 		parts = append(parts, fmt.Sprintf("%d=%s/%s", i, freeAddr(t), h))
 	}
 	c.members = strings.Join(parts, ",")
-	for i := range c.procs {
-		c.start(i)
+	c.startAll()
+	return c
+}
+
+// newCluster builds the example and prepares a cluster of three nodes
+// without starting them: the caller sets members and https (and args),
+// then calls startAll.
+func newCluster(t *testing.T, pki *testPKI) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: buildKV(t), data: filepath.Join(t.TempDir(), "data"), procs: make([]*exec.Cmd, 3), spans: newSpanLog(t),
+		tls: pki, client: http.DefaultClient, scheme: "http://"}
+	if pki != nil {
+		c.client, c.scheme = pki.client(false), "https://"
 	}
+	c.otlp = c.spans.addr
 	t.Cleanup(func() {
 		for i := range c.procs {
 			c.kill(i)
+		}
+		if t.Failed() {
+			for i, l := range c.logs {
+				if l != nil {
+					t.Logf("node %d's stderr:\n%s", i+1, l)
+				}
+			}
 		}
 	})
 	return c
 }
 
+// startAll starts the three nodes.
+func (c *cluster) startAll() {
+	for i := range 3 {
+		c.start(i)
+	}
+}
+
+// start starts node i with the common flags, c.args[i], then extra (later
+// flags win).
 func (c *cluster) start(i int, extra ...string) {
-	args := append([]string{"-id", fmt.Sprint(i + 1), "-members", c.members, "-data", c.data, "-log", "warn", "-otlp", c.otlp}, extra...)
+	args := []string{"-id", fmt.Sprint(i + 1), "-members", c.members, "-data", c.data, "-log", "warn", "-otlp", c.otlp}
 	if c.tls != nil {
 		args = append(args, "-tls-cert", c.tls.certFile, "-tls-key", c.tls.keyFile, "-tls-ca", c.tls.caFile)
 	}
-	cmd := exec.Command(c.bin, args...)
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
+	if i < len(c.args) {
+		args = append(args, c.args[i]...)
 	}
+	args = append(args, extra...)
 	for len(c.procs) <= i {
 		c.procs = append(c.procs, nil)
+	}
+	for len(c.logs) <= i {
+		c.logs = append(c.logs, &syncBuffer{})
+	}
+	cmd := exec.Command(c.bin, args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, c.logs[i]
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
 	}
 	c.procs[i] = cmd
 }
@@ -204,11 +219,11 @@ func TestEndToEnd(t *testing.T) {
 	// the retry answers with the first result (swapped), though running it
 	// again would now fail.
 	serial++
-	first, ok := c.put(client, serial, "/kv/once/cas?old=", "x", 100)
+	first, ok := c.put(client, serial, "/kv/once/cas?absent=true", "x", 100)
 	if !ok || first["swapped"] != true {
 		t.Fatalf("first cas: %v", first)
 	}
-	again, ok := c.put(client, serial, "/kv/once/cas?old=", "x", 100)
+	again, ok := c.put(client, serial, "/kv/once/cas?absent=true", "x", 100)
 	if !ok || again["swapped"] != true {
 		t.Fatalf("the retried cas answered %v, want the recorded swapped=true", again)
 	}

@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEndToEndTLS runs the cluster with -tls-*: Raft over mutual TLS and
 // the API over HTTPS, with the admin endpoints refused without a client
-// certificate. It then adds a fourth node with -join, promotes it, moves
+// certificate. It then adds a fourth node with -join (which logs that it
+// waits, how to add it, and that it was added), promotes it, moves
 // leadership to it, and checks that the original nodes, started without
 // its address, forward writes and redirect reads to it: its HTTP address
 // reached them through the log.
@@ -77,10 +79,20 @@ func TestEndToEndTLS(t *testing.T) {
 	raft4, http4 := freeAddr(t), freeAddr(t)
 	c.members += fmt.Sprintf(",4=%s/%s", raft4, http4)
 	c.https = append(c.https, http4)
-	c.start(3, "-join")
+	c.start(3, "-join", "-log", "info")
+	// It says it waits, and how to add it; then that it was added.
+	waitFor(t, 10*time.Second, "node 4 logs that it waits to be added", func() bool {
+		return strings.Contains(c.logs[3].String(), "-join: waiting to be added")
+	})
+	if log := c.logs[3].String(); !strings.Contains(log, `/admin/nonvoter`) || !strings.Contains(log, raft4) {
+		t.Fatalf("node 4 does not say how to add it:\n%s", log)
+	}
 	if code := post(admin, l, "/admin/nonvoter", fmt.Sprintf(`{"id":4,"raft":%q,"http":%q}`, raft4, http4)); code != http.StatusOK {
 		t.Fatalf("/admin/nonvoter: %d", code)
 	}
+	waitFor(t, 10*time.Second, "node 4 logs that it was added", func() bool {
+		return strings.Contains(c.logs[3].String(), "-join: added to the cluster")
+	})
 	var voters []string
 	for _, m := range old {
 		voters = append(voters, fmt.Sprintf(`{"id":%d,"raft":%q,"http":%q}`, m.id, m.raft, m.http))

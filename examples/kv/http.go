@@ -32,33 +32,10 @@ func (k *kvNode) routes(mux *http.ServeMux) {
 	handle("POST /internal/propose", k.requireClientCert(k.handlePropose))
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func fail(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
-}
-
-// statusOf maps an error to an HTTP status.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout // outcome unknown: retry with the same session serial
-	case errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrStale):
-		return http.StatusConflict
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrStopped):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-// handleWrite proposes a put, delete or compare-and-set through the
-// leader. With the headers Raft-Client (a hex ID) and Raft-Serial, the write
-// belongs to a client session: a retry with the same serial is applied once
-// and answered with the first result.
+// handleWrite proposes a put, delete or compare-and-set (see casCondition)
+// through the leader. With the headers Raft-Client (a hex ID) and
+// Raft-Serial, the write belongs to a client session: a retry with the same
+// serial is applied once and answered with the first result.
 func (k *kvNode) handleWrite(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		o := op{Kind: kind, Key: r.PathValue("key")}
@@ -71,9 +48,12 @@ func (k *kvNode) handleWrite(kind string) http.HandlerFunc {
 			o.Value = b
 		}
 		if kind == "cas" {
-			o.Old = []byte(r.URL.Query().Get("old"))
+			if err := casCondition(r, &o); err != nil {
+				fail(w, http.StatusBadRequest, err)
+				return
+			}
 		}
-		cmd, _ := json.Marshal(o)
+		cmd, _ := json.Marshal(o) // cannot fail: strings, bytes and numbers
 		if c := r.Header.Get("Raft-Client"); c != "" {
 			client, err1 := strconv.ParseUint(c, 16, 64)
 			serial, err2 := strconv.ParseUint(r.Header.Get("Raft-Serial"), 10, 64)
@@ -101,6 +81,32 @@ func (k *kvNode) handleWrite(kind string) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// casCondition reads the condition of a compare-and-set: ?old=V swaps if
+// the key holds V (V may be empty: the key holds ""), ?absent=true if the
+// key is absent. Exactly one is needed.
+func casCondition(r *http.Request, o *op) error {
+	q := r.URL.Query()
+	old, hasOld := q["old"]
+	absent := false
+	if a := q.Get("absent"); a != "" {
+		var err error
+		if absent, err = strconv.ParseBool(a); err != nil {
+			return fmt.Errorf("absent=%q: want true or false", a)
+		}
+	}
+	switch {
+	case hasOld && absent:
+		return errors.New("cas takes ?old=V or ?absent=true, not both")
+	case absent:
+		o.If = casAbsent
+	case hasOld:
+		o.If, o.Old = casEqual, []byte(old[0])
+	default:
+		return errors.New("cas needs ?old=V (swap if the key holds V) or ?absent=true (swap if the key is absent)")
+	}
+	return nil
 }
 
 // proposeReply carries a forwarded proposal's outcome.
@@ -138,11 +144,11 @@ func (k *kvNode) forward(ctx context.Context, leader raftdata.Member, cmd []byte
 	case rep.NotLeader:
 		return nil, fmt.Errorf("%w (node %d)", raft.ErrNotLeader, leader.ID)
 	case rep.Error != "" && rep.Stale:
-		return nil, fmt.Errorf("%w: %s", session.ErrStale, rep.Error)
+		return nil, &remoteError{msg: rep.Error, status: rep.Status, is: session.ErrStale}
 	case rep.Error != "" && rep.Status == http.StatusConflict:
-		return nil, fmt.Errorf("%w: %s", session.ErrExpired, rep.Error)
+		return nil, &remoteError{msg: rep.Error, status: rep.Status, is: session.ErrExpired}
 	case rep.Error != "":
-		return nil, errors.New(rep.Error)
+		return nil, &remoteError{msg: rep.Error, status: rep.Status}
 	}
 	return rep.Value, nil
 }
@@ -184,14 +190,8 @@ func (k *kvNode) handleGet(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Errorf("read=%q: want linearizable, lease or stale", mode))
 		return
 	}
-	if errors.Is(err, raft.ErrNotLeader) {
-		if id, _ := k.node.Leader(); id != 0 && k.httpAddr(id) != "" {
-			http.Redirect(w, r, k.scheme()+k.httpAddr(id)+r.URL.RequestURI(), http.StatusTemporaryRedirect)
-			return
-		}
-	}
 	if err != nil {
-		fail(w, statusOf(err), err)
+		k.failOrRedirect(w, r, err) // a follower redirects to the leader
 		return
 	}
 	v, ok := k.store.get(key)
@@ -216,116 +216,6 @@ func (k *kvNode) handleStatus(w http.ResponseWriter, r *http.Request) {
 		"commit": m.CommitIndex, "applied": m.AppliedIndex, "last": m.LastIndex, "first": m.FirstIndex,
 		"snapshot": m.SnapshotIndex, "membership": m.Membership, "peers": m.Peers,
 	})
-}
-
-// adminMember is a member in admin requests.
-type adminMember struct {
-	ID   raftdata.NodeID `json:"id"`
-	Raft string          `json:"raft"`
-	HTTP string          `json:"http"`
-}
-
-// learn makes the members' HTTP addresses known to every node, before
-// they join: each address is a command in the log (so nodes that restart,
-// or join later, learn it too) proposed through the leader.
-func (k *kvNode) learn(ctx context.Context, ms ...adminMember) ([]raftdata.Member, error) {
-	var out []raftdata.Member
-	for _, m := range ms {
-		if m.ID == 0 {
-			return nil, errors.New("member without an id")
-		}
-		if m.HTTP != "" && k.httpAddr(m.ID) != m.HTTP {
-			cmd, _ := json.Marshal(op{Kind: "addr", Node: uint64(m.ID), Value: []byte(m.HTTP)})
-			res, err := k.node.ProposeOrForward(ctx, cmd, k.forward)
-			if err == nil {
-				err, _ = res.(error)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("recording node %d's HTTP address: %w", m.ID, err)
-			}
-		}
-		out = append(out, raftdata.Member{ID: m.ID, Addr: m.Raft})
-	}
-	return out, nil
-}
-
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(v); err != nil {
-		fail(w, http.StatusBadRequest, err)
-		return false
-	}
-	return true
-}
-
-func (k *kvNode) handleAddNonVoter(w http.ResponseWriter, r *http.Request) {
-	var m adminMember
-	if !decode(w, r, &m) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-	defer cancel()
-	if _, err := k.learn(ctx, m); err != nil {
-		fail(w, statusOf(err), err)
-		return
-	}
-	if err := k.node.AddNonVoter(ctx, m.ID, m.Raft); err != nil {
-		fail(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
-}
-
-func (k *kvNode) handleMembership(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Voters    []adminMember `json:"voters"`
-		NonVoters []adminMember `json:"nonVoters"`
-	}
-	if !decode(w, r, &req) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-	defer cancel()
-	voters, err := k.learn(ctx, req.Voters...)
-	if err != nil {
-		fail(w, statusOf(err), err)
-		return
-	}
-	nonVoters, err := k.learn(ctx, req.NonVoters...)
-	if err != nil {
-		fail(w, statusOf(err), err)
-		return
-	}
-	if err := k.node.ChangeMembership(ctx, voters, nonVoters); err != nil {
-		fail(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
-}
-
-func (k *kvNode) handleTransfer(w http.ResponseWriter, r *http.Request) {
-	to, err := strconv.ParseUint(r.URL.Query().Get("to"), 10, 64)
-	if err != nil {
-		fail(w, http.StatusBadRequest, errors.New("to must be a node ID"))
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	if err := k.node.TransferLeadership(ctx, raftdata.NodeID(to)); err != nil {
-		fail(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
-}
-
-func (k *kvNode) handleSnapshot(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-	defer cancel()
-	idx, err := k.node.Snapshot(ctx)
-	if err != nil {
-		fail(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "index": idx})
 }
 
 // httpAddr returns node id's HTTP address, "" if unknown: the one recorded

@@ -12,6 +12,9 @@
 //
 //	kv -id 1 -members 1=10.0.0.1:7001/10.0.0.1:8001,2=10.0.0.2:7001/10.0.0.2:8001,3=10.0.0.3:7001/10.0.0.3:8001
 //
+// -members holds the addresses the nodes dial; behind NAT or a proxy, a node
+// listens elsewhere with -listen-raft and -listen-http.
+//
 // "kv bench" writes to a running cluster and prints throughput and latency:
 //
 //	go run ./examples/kv bench -clients 64 -duration 10s
@@ -38,11 +41,38 @@ import (
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
+// errUsage marks a command-line error that the flag package has already
+// printed, with the usage: main exits with status 2 without repeating it.
+var errUsage = errors.New("usage error")
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "kv:", err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses args into fs, which must be flag.ContinueOnError. A
+// bad flag or a stray argument is printed once with the usage and comes
+// back wrapped in errUsage; -h comes back as flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
 }
 
 func run(args []string) error {
@@ -51,7 +81,9 @@ func run(args []string) error {
 	}
 	fs := flag.NewFlagSet("kv", flag.ContinueOnError)
 	id := fs.Uint64("id", 0, "this node's ID, with -members; 0 runs a local 3-node cluster in this process")
-	membersFlag := fs.String("members", "", "the initial cluster: id=raftaddr/httpaddr,... (default with -id 0: three nodes on 127.0.0.1, Raft on 7001-7003, HTTP on 8001-8003)")
+	membersFlag := fs.String("members", "", "the initial cluster: id=raftaddr/httpaddr,..., the addresses the nodes dial (default with -id 0: three nodes on 127.0.0.1, Raft on 7001-7003, HTTP on 8001-8003)")
+	listenRaft := fs.String("listen-raft", "", "with -id and -network tcp: the address Raft listens on, such as 0.0.0.0:7001, when peers reach this node at another one (NAT, proxy) (default: this node's Raft address in -members)")
+	listenHTTP := fs.String("listen-http", "", "with -id: the address the HTTP API listens on, such as 0.0.0.0:8001, when clients and peers reach it at another one (default: this node's HTTP address in -members)")
 	clusterID := fs.Uint64("cluster-id", 1, "the cluster's ID: the same on every node, different between clusters")
 	storage := fs.String("storage", "disk", "storage: memory, disk, postgres or redis")
 	dataDir := fs.String("data", "kv-data", "with -storage disk, the directory holding each node's data")
@@ -66,7 +98,7 @@ func run(args []string) error {
 	fs.StringVar(&tf.cert, "tls-cert", "", "this node's certificate (PEM): with -tls-key and -tls-ca, Raft traffic uses mutual TLS and the HTTP API serves HTTPS")
 	fs.StringVar(&tf.key, "tls-key", "", "the private key (PEM) of -tls-cert")
 	fs.StringVar(&tf.ca, "tls-ca", "", "the CA (PEM) that signed every node's certificate; /admin and /internal then need a client certificate it signed")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -89,7 +121,8 @@ func run(args []string) error {
 		return err
 	}
 	base := nodeConfig{clusterID: *clusterID, members: members, storage: *storage, dataDir: *dataDir,
-		pgDSN: *pgDSN, redisAddr: *redisAddr, network: *network, natsURL: *natsURL, join: *join}
+		pgDSN: *pgDSN, redisAddr: *redisAddr, network: *network, natsURL: *natsURL, join: *join,
+		listenRaft: *listenRaft, listenHTTP: *listenHTTP}
 	if tf.enabled() {
 		if base.tls, err = tf.load(); err != nil {
 			return err
@@ -97,6 +130,12 @@ func run(args []string) error {
 	}
 	if *join && *id == 0 {
 		return errors.New("-join needs -id")
+	}
+	if (*listenRaft != "" || *listenHTTP != "") && *id == 0 {
+		return errors.New("-listen-raft and -listen-http need -id")
+	}
+	if *listenRaft != "" && *network != "tcp" {
+		return errors.New("-listen-raft is for -network tcp")
 	}
 	var ids []raftdata.NodeID
 	if *id != 0 {
@@ -116,7 +155,9 @@ func run(args []string) error {
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = tp.Shutdown(sctx) // flushes the last spans
+			if err := tp.Shutdown(sctx); err != nil { // flushes the last spans
+				log.Warn("flushing the last spans", "otlp", *otlp, "err", err)
+			}
 		}()
 		base.tracer = tp
 	}
@@ -142,7 +183,7 @@ func run(args []string) error {
 			return err
 		}
 		nodes = append(nodes, n)
-		fmt.Printf("node %d: HTTP API on %s%s (Raft on %s, storage %s, network %s)\n", nid, n.scheme(), n.ln.Addr(), c.self().raft, c.storage, c.network)
+		fmt.Printf("node %d: HTTP API on %s%s (Raft on %s, storage %s, network %s)\n", nid, n.scheme(), n.ln.Addr(), n.raftAddr(), c.storage, c.network)
 	}
 	fmt.Println("serving; interrupt (Ctrl-C) to stop")
 	<-ctx.Done()

@@ -29,7 +29,9 @@ import (
 )
 
 // member is one node of the cluster: its ID, the address its Raft traffic
-// goes to, and the address of its HTTP API.
+// goes to, and the address of its HTTP API. Both are the addresses others
+// dial, which the node listens on unless -listen-raft or -listen-http says
+// otherwise (NAT, a proxy).
 type member struct {
 	id         raftdata.NodeID
 	raft, http string
@@ -52,6 +54,10 @@ type nodeConfig struct {
 	// /admin/nonvoter on the leader): it must not form a cluster of its own.
 	join bool
 	log  *slog.Logger
+
+	// listenRaft and listenHTTP are where the node listens, "" for its
+	// addresses in members (-listen-raft, -listen-http).
+	listenRaft, listenHTTP string
 }
 
 func (c *nodeConfig) self() member {
@@ -61,6 +67,22 @@ func (c *nodeConfig) self() member {
 		}
 	}
 	return member{}
+}
+
+// raftListen is the address the TCP transport listens on.
+func (c *nodeConfig) raftListen() string {
+	if c.listenRaft != "" {
+		return c.listenRaft
+	}
+	return c.self().raft
+}
+
+// httpListen is the address the HTTP API listens on.
+func (c *nodeConfig) httpListen() string {
+	if c.listenHTTP != "" {
+		return c.listenHTTP
+	}
+	return c.self().http
 }
 
 // kvNode is a running node: Raft, the store and the HTTP API.
@@ -99,7 +121,9 @@ func openStorage(ctx context.Context, c nodeConfig) (raft.Storage, error) {
 func openNetwork(c nodeConfig) (raft.Network, error) {
 	switch c.network {
 	case "tcp":
-		cfg := tcp.Config{ClusterID: c.clusterID, ID: c.id, Listen: c.self().raft, Logger: c.log}
+		// Peers dial the address in -members, which the node announces in
+		// its handshakes; it listens on -listen-raft if given.
+		cfg := tcp.Config{ClusterID: c.clusterID, ID: c.id, Listen: c.raftListen(), Advertise: c.self().raft, Logger: c.log}
 		if c.tls != nil {
 			cfg.TLS = c.tls.raft // mutual TLS between the nodes
 		}
@@ -130,8 +154,7 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 		return nil, fmt.Errorf("node %d storage: %w", c.id, err)
 	}
 	if k.net, err = openNetwork(c); err != nil {
-		k.st.Close()
-		return nil, fmt.Errorf("node %d network: %w", c.id, err)
+		return nil, fmt.Errorf("node %d network: %w", c.id, errors.Join(err, k.st.Close()))
 	}
 	k.node, err = raft.NewNode(ctx, raft.Config{
 		ID: c.id, Group: raftdata.GroupID(c.clusterID), Storage: k.st, Network: k.net,
@@ -141,9 +164,7 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 		LeaseReads: true, Logger: c.log, TracerProvider: c.tracer,
 	})
 	if err != nil {
-		k.net.Close()
-		k.st.Close()
-		return nil, fmt.Errorf("node %d: %w", c.id, err)
+		return nil, fmt.Errorf("node %d: %w", c.id, errors.Join(err, k.net.Close(), k.st.Close()))
 	}
 	var members []raftdata.Member
 	for _, m := range c.members {
@@ -154,9 +175,11 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 		members = append(members, raftdata.Member{ID: m.id, Addr: addr})
 	}
 	if c.join {
-		// Wait to be added: the leader's first append or snapshot brings
-		// the configuration.
-	} else if err := k.node.Initialize(ctx, members); err != nil && !errors.Is(err, raft.ErrBadConfig) {
+		if err := k.awaitJoin(ctx); err != nil {
+			k.close(ctx)
+			return nil, fmt.Errorf("node %d: %w", c.id, err)
+		}
+	} else if err := k.initialize(ctx, members); err != nil {
 		k.close(ctx)
 		return nil, fmt.Errorf("node %d: initialize: %w", c.id, err)
 	}
@@ -165,26 +188,95 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 	mux := http.NewServeMux()
 	k.routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if k.ln, err = net.Listen("tcp", c.self().http); err != nil {
+	if k.ln, err = net.Listen("tcp", c.httpListen()); err != nil {
 		k.close(ctx)
 		return nil, fmt.Errorf("node %d: HTTP: %w", c.id, err)
 	}
-	k.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	k.srv = &http.Server{Handler: jsonErrors(mux), ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(k.log().Handler(), slog.LevelWarn)}
 	if c.tls != nil {
 		k.srv.TLSConfig = c.tls.http
-		go func() { _ = k.srv.ServeTLS(k.ln, "", "") }()
-	} else {
-		go func() { _ = k.srv.Serve(k.ln) }()
 	}
+	go func() {
+		var err error
+		if c.tls != nil {
+			err = k.srv.ServeTLS(k.ln, "", "")
+		} else {
+			err = k.srv.Serve(k.ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			k.log().Error("HTTP server stopped", "err", err)
+		}
+	}()
 	return k, nil
 }
 
-// close stops HTTP, then Raft, then the adapters.
-func (k *kvNode) close(ctx context.Context) {
-	if k.srv != nil {
-		_ = k.srv.Shutdown(ctx)
+// log is the node's logger, naming it.
+func (k *kvNode) log() *slog.Logger { return k.cfg.log.With("node", uint64(k.cfg.id)) }
+
+// raftAddr describes where the node's Raft traffic arrives.
+func (k *kvNode) raftAddr() string {
+	if t, ok := k.net.(*tcp.Transport); ok && t.Addr() != k.cfg.self().raft {
+		return fmt.Sprintf("%s, advertised as %s", t.Addr(), k.cfg.self().raft)
 	}
-	_ = k.node.Stop(ctx)
-	_ = k.net.Close()
-	_ = k.st.Close()
+	return k.cfg.self().raft
+}
+
+// initialize forms the initial cluster of -members, a no-op on a node that
+// was initialized with them before. A node whose log starts with another
+// configuration (it was started with other -members, or joined with -join)
+// keeps that one: -members then only gives the members' HTTP addresses, and
+// the node says so. Any other error is returned.
+func (k *kvNode) initialize(ctx context.Context, members []raftdata.Member) error {
+	err := k.node.Initialize(ctx, members)
+	if errors.Is(err, raft.ErrBadConfig) {
+		k.log().Warn("-members differs from the configuration this node's log starts with (it was first started with "+
+			"other -members, or joined with -join): keeping the configuration in its log", "err", err)
+		return nil
+	}
+	return err
+}
+
+// awaitJoin is the start of a node run with -join: it must not form a
+// cluster of its own, but waits for the leader to add it. A node already
+// holding a configuration (a restart) just resumes. Otherwise it logs how
+// to add it and, in the background, when it has been added.
+func (k *kvNode) awaitJoin(ctx context.Context) error {
+	m, err := k.node.CurrentMetrics(ctx)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if !m.Membership.IsEmpty() {
+		k.log().Info("-join: this node already holds a configuration; resuming", "voters", len(m.Membership.Voters))
+		return nil
+	}
+	self := k.cfg.self()
+	k.log().Info("-join: waiting to be added; ask the leader", "request", "POST /admin/nonvoter",
+		"body", fmt.Sprintf(`{"id":%d,"raft":%q,"http":%q}`, self.id, self.raft, self.http))
+	ch, cancel := k.node.Subscribe()
+	go func() {
+		defer cancel()
+		for m := range ch { // closed when the node stops
+			if m.Membership.Contains(k.cfg.id) {
+				k.log().Info("-join: added to the cluster", "voter", m.Membership.IsVoter(k.cfg.id), "leader", uint64(m.Leader))
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// close stops HTTP, then Raft, then the adapters, and logs what failed.
+func (k *kvNode) close(ctx context.Context) {
+	report := func(what string, err error) {
+		if err != nil && !errors.Is(err, raft.ErrStopped) {
+			k.log().Warn("closing: "+what, "err", err)
+		}
+	}
+	if k.srv != nil {
+		report("HTTP server", k.srv.Shutdown(ctx))
+	}
+	report("node", k.node.Stop(ctx))
+	report("network", k.net.Close())
+	report("storage", k.st.Close())
 }

@@ -19,7 +19,16 @@ type op struct {
 	Node  uint64 `json:"node,omitempty"` // addr: the node whose HTTP address Value is
 	Value []byte `json:"v,omitempty"`    // any bytes (base64 in the JSON)
 	Old   []byte `json:"old,omitempty"`  // cas: the value expected
+	If    string `json:"if,omitempty"`   // cas: casEqual or casAbsent; "" in commands written before it existed
 }
+
+// The conditions of a cas.
+const (
+	// casEqual swaps if the key holds Old.
+	casEqual = "equal"
+	// casAbsent swaps if the key is absent.
+	casAbsent = "absent"
+)
 
 // store is the replicated map, and the members' HTTP addresses recorded by
 // admin requests. Apply runs on the node's apply goroutine; HTTP handlers
@@ -51,7 +60,21 @@ func (s *store) Apply(ents []raftdata.Entry, results []any) error {
 			delete(s.data, o.Key)
 		case "cas":
 			cur, ok := s.data[o.Key]
-			swapped := (ok && cur == string(o.Old)) || (!ok && len(o.Old) == 0)
+			var swapped bool
+			switch o.If {
+			case casEqual:
+				swapped = ok && cur == string(o.Old)
+			case casAbsent:
+				swapped = !ok
+			case "":
+				// Written before conditions were explicit: an empty Old
+				// also matched an absent key. Kept as it was, as the log
+				// is replayed.
+				swapped = (ok && cur == string(o.Old)) || (!ok && len(o.Old) == 0)
+			default:
+				results[i] = fmt.Errorf("bad cas condition %q", o.If)
+				continue
+			}
 			if swapped {
 				s.data[o.Key] = string(o.Value)
 			}
