@@ -51,7 +51,7 @@ func votersOf(m raft.Metrics) []raftdata.NodeID {
 }
 
 func TestGrowOneToThreeToFiveUnderLoad(t *testing.T) {
-	c := rafttest.NewCluster(t, 1, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 1, rafttest.ClusterConfig{})
 	c.WaitLeader(waitLong)
 	load := startLoad(c, 8)
 	c.AddNode(2)
@@ -71,7 +71,7 @@ func TestGrowOneToThreeToFiveUnderLoad(t *testing.T) {
 }
 
 func TestShrinkFiveToThree(t *testing.T) {
-	c := rafttest.NewCluster(t, 5, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 5, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	var keep []raftdata.NodeID
 	keep = append(keep, l)
@@ -93,7 +93,7 @@ func TestShrinkFiveToThree(t *testing.T) {
 }
 
 func TestReplaceOneNode(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{KV: true})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{KV: true})
 	l := c.WaitLeader(waitLong)
 	writeN(t, c, 50, "before")
 	old := otherThan(c, l)
@@ -119,7 +119,7 @@ func TestReplaceOneNode(t *testing.T) {
 }
 
 func TestRemoveTheLeader(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	if err := c.Node(l).RemoveServer(ctxT(t, waitLong), l); err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestRemoveTheLeader(t *testing.T) {
 }
 
 func TestRemovedNodeDoesNotDisrupt(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	gone := otherThan(c, l)
 	if err := c.Node(l).RemoveServer(ctxT(t, waitLong), gone); err != nil {
@@ -183,7 +183,7 @@ func TestNonVoterCatchesUpBySnapshotBeforePromotion(t *testing.T) {
 }
 
 func TestMembershipChangeErrors(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	n := c.Node(l)
 	ctx := ctxT(t, waitLong)
@@ -247,7 +247,7 @@ func TestMembershipChangeErrors(t *testing.T) {
 func TestLeaderCrashDuringJointPhase(t *testing.T) {
 	for _, delay := range []time.Duration{0, 15 * time.Millisecond} {
 		t.Run(fmt.Sprint("after", delay), func(t *testing.T) {
-			c := rafttest.NewCluster(t, 5, rafttest.ClusterOptions{})
+			c := rafttest.NewCluster(t, 5, rafttest.ClusterConfig{})
 			l := c.WaitLeader(waitLong)
 			var keep []raftdata.NodeID
 			for _, id := range c.IDs() {

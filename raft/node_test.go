@@ -24,7 +24,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 }
 
 func TestProposeAppliesOnEveryNode(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	var last uint64
 	for i := 0; i < 100; i++ {
@@ -47,7 +47,7 @@ func TestProposeAppliesOnEveryNode(t *testing.T) {
 }
 
 func TestFollowerReturnsNotLeaderAndForwardingSucceeds(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	// Wait until every node knows the leader.
 	deadline := time.Now().Add(waitLong)
@@ -163,7 +163,7 @@ func (w *writeLoad) checkAcked(t *testing.T) {
 }
 
 func TestLeaderCrashUnderLoadLosesNoAcknowledgedWrite(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	old := c.WaitLeader(waitLong)
 	load := startLoad(c, 32)
 	waitCount(t, load, 300)
@@ -198,7 +198,7 @@ func waitCount(t *testing.T, w *writeLoad, n int64) {
 // one proposal's result to another: every result names the index holding
 // the command that was proposed.
 func TestTimedOutProposalsNeverCrossResults(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	type ack struct {
 		cmd string
@@ -245,7 +245,7 @@ func TestTimedOutProposalsNeverCrossResults(t *testing.T) {
 }
 
 func TestIsolatedLeaderMakesNoProgress(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	old := c.WaitLeader(waitLong)
 	if _, err := c.Node(old).Propose(ctxT(t, waitLong), []byte("before")); err != nil {
 		t.Fatal(err)
@@ -283,7 +283,7 @@ func TestIsolatedLeaderMakesNoProgress(t *testing.T) {
 }
 
 func TestReadIndexAndLeaseRead(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.LeaseReads = true }})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{Configure: func(cfg *raft.Config) { cfg.LeaseReads = true }})
 	l := c.WaitLeader(waitLong)
 	res, err := c.Node(l).Propose(ctxT(t, waitLong), []byte("w"))
 	if err != nil {
@@ -315,7 +315,7 @@ func TestReadIndexAndLeaseRead(t *testing.T) {
 }
 
 func TestTransferLeadership(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	target := l%3 + 1
 	if err := c.Node(l).TransferLeadership(ctxT(t, waitLong), target); err != nil {
@@ -336,7 +336,7 @@ func TestTransferLeadership(t *testing.T) {
 }
 
 func TestStopReturnsPromptlyWithPeersUnreachable(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	for _, id := range c.IDs() {
 		c.Net.Isolate(id)
@@ -362,7 +362,7 @@ func TestStopReturnsPromptlyWithPeersUnreachable(t *testing.T) {
 }
 
 func TestProposeAsyncReportsIndexThenResult(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	f, err := c.Node(l).ProposeAsync(ctxT(t, waitLong), []byte("async"))
 	if err != nil {
@@ -378,7 +378,7 @@ func TestProposeAsyncReportsIndexThenResult(t *testing.T) {
 }
 
 func TestProposalTooLarge(t *testing.T) {
-	c := rafttest.NewCluster(t, 1, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.MaxEntryBytes = 100 }})
+	c := rafttest.NewCluster(t, 1, rafttest.ClusterConfig{Configure: func(cfg *raft.Config) { cfg.MaxEntryBytes = 100 }})
 	l := c.WaitLeader(waitLong)
 	_, err := c.Node(l).Propose(ctxT(t, waitLong), make([]byte, 101))
 	if !errors.Is(err, raft.ErrProposalTooLarge) {
@@ -390,7 +390,7 @@ func TestProposalTooLarge(t *testing.T) {
 }
 
 func TestRestartReplaysCommittedLog(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	for i := 0; i < 20; i++ {
 		if _, err := c.Node(l).Propose(ctxT(t, waitLong), []byte(fmt.Sprint(i))); err != nil {
@@ -417,7 +417,7 @@ func TestRestartReplaysCommittedLog(t *testing.T) {
 }
 
 func TestMetricsPublishedOnChange(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(waitLong)
 	ch, cancel := c.Node(l).Subscribe()
 	defer cancel()
@@ -443,7 +443,7 @@ func TestMetricsPublishedOnChange(t *testing.T) {
 }
 
 func TestLeaderMetricsShowPeers(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.MetricsInterval = 10 * time.Millisecond }})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{Configure: func(cfg *raft.Config) { cfg.MetricsInterval = 10 * time.Millisecond }})
 	l := c.WaitLeader(waitLong)
 	if _, err := c.Node(l).Propose(ctxT(t, waitLong), []byte("x")); err != nil {
 		t.Fatal(err)
@@ -468,7 +468,7 @@ func TestLeaderMetricsShowPeers(t *testing.T) {
 // at once, where the periodic publication would show it only an interval
 // later (an hour here), and that it fails with ErrStopped after Stop.
 func TestCurrentMetricsIsUpToDate(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.MetricsInterval = time.Hour }})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{Configure: func(cfg *raft.Config) { cfg.MetricsInterval = time.Hour }})
 	l := c.WaitLeader(waitLong)
 	n := c.Node(l)
 	for i := range 5 {
@@ -499,7 +499,7 @@ func TestCurrentMetricsIsUpToDate(t *testing.T) {
 }
 
 func TestStepRejectsOtherGroups(t *testing.T) {
-	c := rafttest.NewCluster(t, 1, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 1, rafttest.ClusterConfig{})
 	err := c.Node(1).Step(ctxT(t, time.Second), []raftdata.Message{{Type: raftdata.MsgHeartbeat, Group: 7, From: 2, To: 1, Term: 1}})
 	if !errors.Is(err, raft.ErrWrongGroup) || !strings.Contains(err.Error(), "group 7") {
 		t.Fatalf("got %v", err)

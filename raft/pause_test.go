@@ -20,7 +20,7 @@ import (
 // its lease still held and served the old value. It must not: the engine's
 // time comes from the monotonic clock.
 func TestLeaseReadAfterPauseIsNotStale(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{KV: true, Configure: func(cfg *raft.Config) { cfg.LeaseReads = true }})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{KV: true, Configure: func(cfg *raft.Config) { cfg.LeaseReads = true }})
 	l := c.WaitLeader(waitLong)
 	put := func(id raftdata.NodeID, v string) uint64 {
 		t.Helper()

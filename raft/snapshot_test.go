@@ -16,12 +16,12 @@ import (
 // snapshotCluster runs 3 nodes taking a snapshot every `every` entries and
 // keeping `trailing` entries behind it.
 func snapshotCluster(t *testing.T, every, trailing, chunk int) *rafttest.Cluster {
-	return snapshotClusterWith(t, every, trailing, chunk, rafttest.ClusterOptions{})
+	return snapshotClusterWith(t, every, trailing, chunk, rafttest.ClusterConfig{})
 }
 
 // snapshotClusterWith is snapshotCluster with more options (KV and
 // Configure are set by it).
-func snapshotClusterWith(t *testing.T, every, trailing, chunk int, opts rafttest.ClusterOptions) *rafttest.Cluster {
+func snapshotClusterWith(t *testing.T, every, trailing, chunk int, opts rafttest.ClusterConfig) *rafttest.Cluster {
 	opts.KV = true
 	opts.Configure = func(cfg *raft.Config) {
 		cfg.SnapshotEntries = every
@@ -33,7 +33,7 @@ func snapshotClusterWith(t *testing.T, every, trailing, chunk int, opts rafttest
 }
 
 // chunkGate connects a cluster's nodes through its own rafttest.Network
-// (as ClusterOptions.Transport) and watches the MsgSnap chunks handed to
+// (as ClusterConfig.Transport) and watches the MsgSnap chunks handed to
 // them. To the node it holds, it never hands the last chunk of a snapshot,
 // so that no transfer to that node can finish, and it records when that
 // node is midway through one.
@@ -47,7 +47,7 @@ type chunkGate struct {
 	midway atomic.Bool
 }
 
-// transport is a ClusterOptions.Transport.
+// transport is a ClusterConfig.Transport.
 func (g *chunkGate) transport(id raftdata.NodeID, _ string) (raft.Network, string, error) {
 	return &gatedNetwork{Network: g.net.Endpoint(id), gate: g, id: id}, fmt.Sprintf("node-%d", id), nil
 }
@@ -203,7 +203,7 @@ func TestPartitionedFollowerCatchesUpBySnapshot(t *testing.T) {
 func TestCrashWhileReceivingSnapshot(t *testing.T) {
 	gate := &chunkGate{net: rafttest.NewNetwork()}
 	t.Cleanup(gate.net.Close) // after the cluster's own cleanups
-	c := snapshotClusterWith(t, 100, 10, 256, rafttest.ClusterOptions{Transport: gate.transport})
+	c := snapshotClusterWith(t, 100, 10, 256, rafttest.ClusterConfig{Transport: gate.transport})
 	l := c.WaitLeader(waitLong)
 	f := otherThan(c, l)
 	c.Crash(f)

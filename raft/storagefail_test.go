@@ -56,7 +56,7 @@ func faultyCluster(t *testing.T, storageTimeout time.Duration) (*rafttest.Cluste
 	for id := raftdata.NodeID(1); id <= 3; id++ {
 		stores[id] = &faultyStore{Storage: memory.New()}
 	}
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{
 		Storage:   func(id raftdata.NodeID) (raft.Storage, error) { return stores[id], nil },
 		Configure: func(cfg *raft.Config) { cfg.StorageTimeout = storageTimeout },
 	})

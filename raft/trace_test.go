@@ -14,7 +14,7 @@ import (
 func TestTracingSpans(t *testing.T) {
 	rec := &spanRecorder{}
 	tp := rec
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.TracerProvider = tp }})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{Configure: func(cfg *raft.Config) { cfg.TracerProvider = tp }})
 	l := c.WaitLeader(waitLong)
 	if _, err := c.Node(l).Propose(ctxT(t, waitLong), []byte("traced")); err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestTracingSpans(t *testing.T) {
 func TestTracingReplicateAndCommit(t *testing.T) {
 	rec := &spanRecorder{}
 	tp := rec
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{Configure: func(cfg *raft.Config) { cfg.TracerProvider = tp }})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{Configure: func(cfg *raft.Config) { cfg.TracerProvider = tp }})
 	l := c.WaitLeader(waitLong)
 	if _, err := c.Node(l).Propose(ctxT(t, waitLong), []byte("sync")); err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestTracingReplicateAndCommit(t *testing.T) {
 func TestTracingSnapshots(t *testing.T) {
 	rec := &spanRecorder{}
 	tp := rec
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{KV: true, Configure: func(cfg *raft.Config) {
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{KV: true, Configure: func(cfg *raft.Config) {
 		cfg.SnapshotEntries, cfg.SnapshotTrailingEntries, cfg.TracerProvider = 50, 5, tp
 	}})
 	l := c.WaitLeader(waitLong)

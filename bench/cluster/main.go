@@ -144,7 +144,7 @@ func (s *stores) open(id int) (raft.Storage, error) {
 	case "postgres":
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		p, err := postgres.Open(ctx, postgres.Options{DSN: s.dsn, Schema: pgSchema, Group: 1, Node: raftdata.NodeID(id)})
+		p, err := postgres.Open(ctx, postgres.Config{DSN: s.dsn, Schema: pgSchema, Group: 1, Node: raftdata.NodeID(id)})
 		if err != nil {
 			return nil, err
 		}
@@ -153,7 +153,7 @@ func (s *stores) open(id int) (raft.Storage, error) {
 	case "redis":
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		r, err := redisstore.Open(ctx, redisstore.Options{
+		r, err := redisstore.Open(ctx, redisstore.Config{
 			Redis:  &goredis.UniversalOptions{Addrs: []string{s.redisAddr}, PoolSize: 64},
 			Prefix: fmt.Sprintf("raftkit-bench-%d", os.Getpid()), Group: 1, Node: raftdata.NodeID(id),
 		})
@@ -163,7 +163,7 @@ func (s *stores) open(id int) (raft.Storage, error) {
 		s.rs = append(s.rs, r)
 		return r, nil
 	}
-	d, err := disk.Open(filepath.Join(s.dir, fmt.Sprint("node", id)), disk.Options{})
+	d, err := disk.Open(context.Background(), filepath.Join(s.dir, fmt.Sprint("node", id)), disk.Config{})
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +242,7 @@ func run(n, clients, size int, warmup, duration time.Duration, cpuprofile string
 				defer shutdown()
 				natsURL = url
 			}
-			tr, err := rknats.New(rknats.Config{ClusterID: 1, ID: id, URL: natsURL, Prefix: fmt.Sprintf("raftkit-bench-%d", os.Getpid())})
+			tr, err := rknats.New(ctx, rknats.Config{ClusterID: 1, ID: id, URL: natsURL, Prefix: fmt.Sprintf("raftkit-bench-%d", os.Getpid())})
 			if err != nil {
 				return err
 			}

@@ -13,8 +13,8 @@
 //     256 per Step call, queues bounded at 8192 messages (beyond that a
 //     message is dropped, as a real network may).
 //   - Storage: "memory" is adapters/storage/memory (memory.New()), not
-//     durable; "durable" is adapters/storage/disk, disk.Open(dir/nodeN,
-//     disk.Options{}) with its defaults: a segmented write-ahead log, one
+//     durable; "durable" is adapters/storage/disk, disk.Open(ctx, dir/nodeN,
+//     disk.Config{}) with its defaults: a segmented write-ahead log, one
 //     fdatasync per batch of writes, nothing acknowledged before it.
 //   - State machine: a counter of applied commands.
 //   - Each node is initialized with the three members (Node.Initialize); the
@@ -101,7 +101,7 @@ func startRaftkit(cfg, dir string) (_ cluster, err error) {
 	for i := 1; i <= 3; i++ {
 		var store raft.Storage
 		if cfg == "durable" {
-			d, err := disk.Open(filepath.Join(dir, fmt.Sprint("node", i)), disk.Options{})
+			d, err := disk.Open(context.Background(), filepath.Join(dir, fmt.Sprint("node", i)), disk.Config{})
 			if err != nil {
 				return nil, err
 			}

@@ -15,7 +15,7 @@
 //
 // Engine configuration (defaults everywhere except what is listed):
 //
-//   - disk: disk.Open(dir, disk.Options{}) — 64 MiB segments, NoSync false;
+//   - disk: disk.Open(ctx, dir, disk.Config{}) — 64 MiB segments, NoSync false;
 //     one Save(ctx, &hs, batch) per batch (one record, one fdatasync).
 //     Entries are raftdata.Entry{Index, Term: 1, Type: EntryNormal, Data}.
 //   - bbolt: bbolt.Open(dir/bolt.db, 0o600, nil) — bbolt.DefaultOptions,
@@ -78,7 +78,7 @@ var engines = []engine{
 type diskApp struct{ s *disk.Storage }
 
 func openDisk(dir string) (appender, error) {
-	s, err := disk.Open(dir, disk.Options{})
+	s, err := disk.Open(context.Background(), dir, disk.Config{})
 	if err != nil {
 		return nil, err
 	}

@@ -108,17 +108,17 @@ func openStorage(ctx context.Context, c nodeConfig) (raft.Storage, error) {
 	case "memory":
 		return memory.New(), nil
 	case "disk":
-		return disk.Open(filepath.Join(c.dataDir, fmt.Sprintf("node-%d", c.id)), disk.Options{Logger: log})
+		return disk.Open(ctx, filepath.Join(c.dataDir, fmt.Sprintf("node-%d", c.id)), disk.Config{Logger: log})
 	case "postgres":
-		return postgres.Open(ctx, postgres.Options{DSN: c.pgDSN, Group: raftdata.GroupID(c.clusterID), Node: c.id, Logger: log})
+		return postgres.Open(ctx, postgres.Config{DSN: c.pgDSN, Group: raftdata.GroupID(c.clusterID), Node: c.id, Logger: log})
 	case "redis":
-		return redisstore.Open(ctx, redisstore.Options{Redis: &goredis.UniversalOptions{Addrs: []string{c.redisAddr}},
+		return redisstore.Open(ctx, redisstore.Config{Redis: &goredis.UniversalOptions{Addrs: []string{c.redisAddr}},
 			Group: raftdata.GroupID(c.clusterID), Node: c.id, Logger: log})
 	}
 	return nil, fmt.Errorf("unknown storage %q (memory, disk, postgres, redis)", c.storage)
 }
 
-func openNetwork(c nodeConfig) (raft.Network, error) {
+func openNetwork(ctx context.Context, c nodeConfig) (raft.Network, error) {
 	switch c.network {
 	case "tcp":
 		// Peers dial the address in -members, which the node announces in
@@ -134,7 +134,7 @@ func openNetwork(c nodeConfig) (raft.Network, error) {
 			// TLS to the NATS server, presenting the node's certificate.
 			cfg.Options = append(cfg.Options, natsgo.Secure(c.tls.client))
 		}
-		return rknats.New(cfg)
+		return rknats.New(ctx, cfg)
 	}
 	return nil, fmt.Errorf("unknown network %q (tcp, nats)", c.network)
 }
@@ -153,7 +153,7 @@ func startNode(ctx context.Context, c nodeConfig) (*kvNode, error) {
 	if k.st, err = openStorage(ctx, c); err != nil {
 		return nil, fmt.Errorf("node %d storage: %w", c.id, err)
 	}
-	if k.net, err = openNetwork(c); err != nil {
+	if k.net, err = openNetwork(ctx, c); err != nil {
 		return nil, fmt.Errorf("node %d network: %w", c.id, errors.Join(err, k.st.Close()))
 	}
 	k.node, err = raft.NewNode(ctx, raft.Config{

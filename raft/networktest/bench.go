@@ -64,7 +64,7 @@ func benchOne(b *testing.B, f Factory, mk func(int) raftdata.Message) {
 		}
 	}()
 	start := func(id raftdata.NodeID, h raft.Handler) (raft.Network, string) {
-		n, addr, err := open(Options{ClusterID: 1, ID: id})
+		n, addr, err := open(Config{ClusterID: 1, ID: id})
 		if err != nil {
 			b.Fatal(err)
 		}

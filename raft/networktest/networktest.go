@@ -6,7 +6,7 @@
 //
 //	func TestConformance(t *testing.T) {
 //		networktest.Run(t, func(t testing.TB) networktest.Opener {
-//			return func(o networktest.Options) (raft.Network, string, error) {
+//			return func(o networktest.Config) (raft.Network, string, error) {
 //				tr, err := mynet.New(mynet.Config{ClusterID: o.ClusterID, ID: o.ID, Listen: o.Addr})
 //				if err != nil {
 //					return nil, "", err
@@ -32,8 +32,8 @@ import (
 	"github.com/raftkit/raftkit/raft/wire"
 )
 
-// Options describe the endpoint an Opener opens.
-type Options struct {
+// Config describes the endpoint an Opener opens.
+type Config struct {
 	// ClusterID names the cluster. Endpoints of different clusters must
 	// never deliver to each other, even when one is given the other's
 	// address.
@@ -49,7 +49,7 @@ type Options struct {
 // Opener opens one endpoint, not yet started, and returns it with the
 // address peers reach it at (what the suite puts in raftdata.Member.Addr). The
 // endpoint must implement raft.MeasuredNetwork.
-type Opener func(o Options) (raft.Network, string, error)
+type Opener func(o Config) (raft.Network, string, error)
 
 // Factory returns the Opener for one check, which may register cleanups
 // on t. The suite closes every endpoint it opens.
@@ -123,7 +123,7 @@ func newHarness(t testing.TB, f Factory) *harness {
 // start opens and starts node id of cluster, on addr ("" for a fresh one).
 func (h *harness) start(cluster uint64, id raftdata.NodeID, addr string) *node {
 	h.t.Helper()
-	nw, got, err := h.open(Options{ClusterID: cluster, ID: id, Addr: addr})
+	nw, got, err := h.open(Config{ClusterID: cluster, ID: id, Addr: addr})
 	if err != nil {
 		h.t.Fatalf("opening node %d of cluster %d: %v", id, cluster, err)
 	}

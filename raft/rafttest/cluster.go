@@ -13,8 +13,8 @@ import (
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
-// ClusterOptions configures NewCluster. Zero values pick test defaults.
-type ClusterOptions struct {
+// ClusterConfig configures NewCluster. Zero values pick test defaults.
+type ClusterConfig struct {
 	// Seed seeds the network's fault injection and the nodes' timers.
 	Seed int64
 	// HeartbeatInterval defaults to 10ms and ElectionTimeout to 100ms.
@@ -43,7 +43,7 @@ type ClusterOptions struct {
 type Cluster struct {
 	t    testing.TB
 	Net  *Network
-	opts ClusterOptions
+	opts ClusterConfig
 	ids  []raftdata.NodeID
 
 	mu    sync.Mutex
@@ -55,14 +55,14 @@ type clusterMember struct {
 	net   raft.Network
 	addr  string
 	store *memory.Storage
-	open  raft.Storage // from ClusterOptions.Storage, nil while crashed
+	open  raft.Storage // from ClusterConfig.Storage, nil while crashed
 	sm    *Recorder
-	kv    *KV // set with ClusterOptions.KV
+	kv    *KV // set with ClusterConfig.KV
 }
 
 // NewCluster starts n voters with IDs 1..n, initializes them as one
 // cluster, and stops them when the test ends.
-func NewCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
+func NewCluster(t testing.TB, n int, opts ClusterConfig) *Cluster {
 	t.Helper()
 	if opts.HeartbeatInterval == 0 {
 		opts.HeartbeatInterval = 10 * time.Millisecond
@@ -201,7 +201,7 @@ func (c *Cluster) StateMachine(id raftdata.NodeID) *Recorder {
 	return c.nodes[id].sm
 }
 
-// KV returns node id's current KV state machine (with ClusterOptions.KV).
+// KV returns node id's current KV state machine (with ClusterConfig.KV).
 func (c *Cluster) KV(id raftdata.NodeID) *KV {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -209,7 +209,7 @@ func (c *Cluster) KV(id raftdata.NodeID) *KV {
 }
 
 // Storage returns node id's memory storage, or nil when
-// ClusterOptions.Storage provides the stores.
+// ClusterConfig.Storage provides the stores.
 func (c *Cluster) Storage(id raftdata.NodeID) *memory.Storage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -219,7 +219,7 @@ func (c *Cluster) Storage(id raftdata.NodeID) *memory.Storage {
 	return c.nodes[id].store
 }
 
-// closeStore closes the store ClusterOptions.Storage opened for m, if any.
+// closeStore closes the store ClusterConfig.Storage opened for m, if any.
 func (c *Cluster) closeStore(id raftdata.NodeID, m *clusterMember) {
 	if m.open == nil {
 		return

@@ -24,7 +24,7 @@ func TestRuntimeLinearizable(t *testing.T) {
 }
 
 func runtimeLinearizable(t *testing.T, seed int64) {
-	c := NewCluster(t, 5, ClusterOptions{Seed: seed, KV: true, Configure: func(cfg *raft.Config) { cfg.LeaseReads = true }})
+	c := NewCluster(t, 5, ClusterConfig{Seed: seed, KV: true, Configure: func(cfg *raft.Config) { cfg.LeaseReads = true }})
 	c.WaitLeader(10 * time.Second)
 	var h History
 	start := time.Now()

@@ -13,7 +13,7 @@ import (
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
-// Load writes unique keys to a KV cluster (ClusterOptions.KV) from several
+// Load writes unique keys to a KV cluster (ClusterConfig.KV) from several
 // goroutines, through whichever node leads, and records the writes the
 // cluster acknowledged: the ones that must survive whatever the test does
 // to the cluster meanwhile. Failed writes (no leader, a storage or network

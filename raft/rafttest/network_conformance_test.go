@@ -18,7 +18,7 @@ func memoryFactory(t testing.TB) networktest.Opener {
 			n.Close()
 		}
 	})
-	return func(o networktest.Options) (raft.Network, string, error) {
+	return func(o networktest.Config) (raft.Network, string, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		n := nets[o.ClusterID]

@@ -13,8 +13,8 @@ import (
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
-// SimOptions configures Simulate. Zero values are chosen from the seed.
-type SimOptions struct {
+// SimConfig configures Simulate. Zero values are chosen from the seed.
+type SimConfig struct {
 	Seed int64
 	// Nodes is the cluster size (3 or 5 when zero).
 	Nodes int
@@ -57,7 +57,7 @@ func (r *SimResult) Failed() bool { return r.Violation != "" || !r.Check.OK }
 // the persist-before-send ordering, group commit, in-order apply, futures
 // and reads) in one goroutine, on simulated time, network and disks, with
 // faults drawn from the seed. The same options replay the same run exactly.
-func Simulate(opts SimOptions) *SimResult {
+func Simulate(opts SimConfig) *SimResult {
 	s := newSim(opts)
 	s.run()
 	return s.result()
@@ -150,7 +150,7 @@ type simNode struct {
 }
 
 type sim struct {
-	opts    SimOptions
+	opts    SimConfig
 	rng     *rand.Rand
 	now     int64
 	seq     uint64
@@ -178,7 +178,7 @@ type sim struct {
 	clientWait int64
 }
 
-func newSim(opts SimOptions) *sim {
+func newSim(opts SimConfig) *sim {
 	s := &sim{opts: opts, rng: rand.New(rand.NewPCG(uint64(opts.Seed), 0x5eed))}
 	if s.opts.Nodes == 0 {
 		s.opts.Nodes = 3 + 2*s.rng.IntN(2)

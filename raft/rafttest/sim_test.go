@@ -27,24 +27,24 @@ var (
 // (and, unless the workload is the broken-read control, linearizability).
 var regressions = []struct {
 	name string
-	opts SimOptions
+	opts SimConfig
 }{
 	// A follower whose appends were all lost stayed behind forever once
 	// no new entry followed them: heartbeat responses from a lagging
 	// follower now provoke an append, whose rejection starts probing.
-	{"LostAppendsInQuietCluster", SimOptions{Seed: 1, BrokenReads: true}},
+	{"LostAppendsInQuietCluster", SimConfig{Seed: 1, BrokenReads: true}},
 	// A follower's commit index passed the snapshot being sent to it
 	// (entries arrived meanwhile); restoring the older snapshot took its
 	// state machine back. The restore is now skipped in that case.
-	{"SnapshotOlderThanApplied", SimOptions{Seed: 22}},
+	{"SnapshotOlderThanApplied", SimConfig{Seed: 22}},
 	// A node removed while cut off, whose remover then lost leadership,
 	// never learned of its removal and campaigned forever: leaders now
 	// tell every node in the Removed set until it knows.
-	{"RemovedNodeNeverTold", SimOptions{Seed: 7, BrokenReads: true}},
+	{"RemovedNodeNeverTold", SimConfig{Seed: 7, BrokenReads: true}},
 	// With 17% duplication, every duplicated snapshot-chunk answer drew a
 	// resend that drew another answer: the run never ended. Chunks now
 	// carry a sequence number and only the latest send's answer counts.
-	{"SnapshotAckStorm", SimOptions{Seed: 20066}},
+	{"SnapshotAckStorm", SimConfig{Seed: 20066}},
 	// The four below fail with the fix they name undone (the simulator's
 	// stale-lease check sees it), on the simulator as of issue 20.
 	//
@@ -52,28 +52,28 @@ var regressions = []struct {
 	// (a ticker drops the ticks of a stopped process) and served lease
 	// reads after another leader was elected: time now comes from the
 	// monotonic clock.
-	{"LeaseAfterPause", SimOptions{Seed: 2}},
+	{"LeaseAfterPause", SimConfig{Seed: 2}},
 	// A leader whose host was suspended (its monotonic clock stopped too)
 	// kept its lease: the wall clock's lead now counts against it.
-	{"LeaseAcrossHostSuspend", SimOptions{Seed: 83}},
+	{"LeaseAcrossHostSuspend", SimConfig{Seed: 83}},
 	// A leader went back to lease reads after abandoning a transfer whose
 	// MsgTimeoutNow was delayed; the target won: no lease reads for the
 	// rest of a term in which MsgTimeoutNow went out.
-	{"LeaseAfterAbortedTransfer", SimOptions{Seed: 934}},
+	{"LeaseAfterAbortedTransfer", SimConfig{Seed: 934}},
 	// With the wall clock (stepped forward) as the timers' clock, nodes
 	// campaigned and voted early: the cluster never settled.
-	{"WallClockStepsMoveNoTimer", SimOptions{Seed: 460}},
+	{"WallClockStepsMoveNoTimer", SimConfig{Seed: 460}},
 	// Found by the soak: a wall clock stepped back (long before) hid a
 	// later host suspension from a lease that counted the wall clock's
 	// lead over the monotonic one from zero; gains now add up from one
 	// reading to the next.
-	{"LeaseAcrossSuspendAfterWallStepBack", SimOptions{Seed: 110213}},
+	{"LeaseAcrossSuspendAfterWallStepBack", SimConfig{Seed: 110213}},
 	// Found by the soak: a node removed while it was down came back
 	// behind the leader's compacted log; the leader kept telling it of
 	// its removal, but closed every snapshot transfer to a non-member, so
 	// it never caught up. Transfers now go on to any peer the leader
 	// still tracks.
-	{"RemovedNodeNeedsSnapshot", SimOptions{Seed: 100728}},
+	{"RemovedNodeNeedsSnapshot", SimConfig{Seed: 100728}},
 }
 
 // TestSimulation runs the deterministic simulator over many seeds. A
@@ -151,8 +151,8 @@ func TestSimulationRegressions(t *testing.T) {
 
 // TestSimulationIsDeterministic replays a seed and expects the same run.
 func TestSimulationIsDeterministic(t *testing.T) {
-	a := Simulate(SimOptions{Seed: 42})
-	b := Simulate(SimOptions{Seed: 42})
+	a := Simulate(SimConfig{Seed: 42})
+	b := Simulate(SimConfig{Seed: 42})
 	if a.Events != b.Events || a.Ops != b.Ops || a.Acked != b.Acked || a.SimTime != b.SimTime || a.Elections != b.Elections {
 		t.Fatalf("seed 42 ran differently twice: %+v vs %+v", a, b)
 	}
@@ -163,7 +163,7 @@ func TestSimulationIsDeterministic(t *testing.T) {
 // stale leaders serve stale values, and the checker must say so.
 func TestSimulationCatchesStaleReads(t *testing.T) {
 	for seed := int64(1); seed <= 60; seed++ {
-		r := Simulate(SimOptions{Seed: seed, BrokenReads: true})
+		r := Simulate(SimConfig{Seed: seed, BrokenReads: true})
 		if r.Violation != "" {
 			t.Fatalf("seed %d: broken reads broke an invariant instead: %s", seed, r.Violation)
 		}
@@ -184,7 +184,7 @@ func TestSimulationCatchesStaleReads(t *testing.T) {
 
 func runSeed(t *testing.T, seed int64, trace bool) *SimResult {
 	t.Helper()
-	opts := SimOptions{Seed: seed}
+	opts := SimConfig{Seed: seed}
 	if trace {
 		opts.Logf = t.Logf
 	}
@@ -219,7 +219,7 @@ func runSeed(t *testing.T, seed int64, trace bool) *SimResult {
 // two logs with the same entry (index 2, term 1) but different entries
 // before it must be reported.
 func TestSimStoreDetectsLogMismatch(t *testing.T) {
-	s := newSim(SimOptions{Seed: 1, Nodes: 3})
+	s := newSim(SimConfig{Seed: 1, Nodes: 3})
 	a := &simStore{Storage: memory.New(), s: s, id: 1, chain: []uint64{0}}
 	b := &simStore{Storage: memory.New(), s: s, id: 2, chain: []uint64{0}}
 	ctx := context.Background()
@@ -243,7 +243,7 @@ func TestSimStoreDetectsLogMismatch(t *testing.T) {
 // alone, 3 seeds in 40 did).
 func TestSimulationCatchesSkippedCommands(t *testing.T) {
 	for seed := int64(1); seed <= 40; seed++ {
-		r := Simulate(SimOptions{Seed: seed, mutation: mutSkipApply})
+		r := Simulate(SimConfig{Seed: seed, mutation: mutSkipApply})
 		if !strings.Contains(r.Violation, "completeness") {
 			t.Errorf("seed %d: a node that skipped five commands was not caught by the completeness check (violation %q, linearizable %v)", seed, r.Violation, r.Check.OK)
 		}

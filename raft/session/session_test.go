@@ -246,7 +246,7 @@ func (t tee) Restore(io.Reader) error          { return errors.New("no snapshots
 // gets the first answer.
 func TestRetriedProposalAppliesOnce(t *testing.T) {
 	counters := map[raftdata.NodeID]*counter{}
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{
 		Configure: func(cfg *raft.Config) {
 			counters[cfg.ID] = &counter{}
 			cfg.StateMachine = tee{rec: cfg.StateMachine, sess: session.Wrap(counters[cfg.ID], session.Config{})}

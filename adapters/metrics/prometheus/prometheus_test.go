@@ -21,7 +21,7 @@ import (
 // registry, scrapes it over HTTP, parses the text format, and checks the
 // leader's figures.
 func TestScrapeParses(t *testing.T) {
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{})
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{})
 	l := c.WaitLeader(10 * time.Second)
 	reg := prometheus.NewPedanticRegistry()
 	for _, id := range c.IDs() {

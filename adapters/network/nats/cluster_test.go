@@ -19,12 +19,12 @@ import (
 // natsCluster runs three KV nodes of cluster clusterID over the server at
 // url.
 func natsCluster(t *testing.T, url string, clusterID uint64) *rafttest.Cluster {
-	return rafttest.NewCluster(t, 3, rafttest.ClusterOptions{
+	return rafttest.NewCluster(t, 3, rafttest.ClusterConfig{
 		KV:                true,
 		HeartbeatInterval: 20 * time.Millisecond,
 		ElectionTimeout:   300 * time.Millisecond,
 		Transport: func(id raftdata.NodeID, _ string) (raft.Network, string, error) {
-			tr, err := rknats.New(rknats.Config{ClusterID: clusterID, ID: id, URL: url, Prefix: testPrefix,
+			tr, err := rknats.New(context.Background(), rknats.Config{ClusterID: clusterID, ID: id, URL: url, Prefix: testPrefix,
 				Options: []natsgo.Option{natsgo.ReconnectWait(50 * time.Millisecond)}})
 			if err != nil {
 				return nil, "", err
@@ -124,7 +124,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"wildcard prefix":      {ClusterID: 1, ID: 1, URL: url, Prefix: "raft.*"},
 		"empty token":          {ClusterID: 1, ID: 1, URL: url, Prefix: "raft..x"},
 	} {
-		if _, err := rknats.New(cfg); !errors.Is(err, rknats.ErrConfig) {
+		if _, err := rknats.New(context.Background(), cfg); !errors.Is(err, rknats.ErrConfig) {
 			t.Errorf("%s: %v, want ErrConfig", name, err)
 		}
 	}
@@ -138,7 +138,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if !small.ReadyForConnections(10 * time.Second) {
 		t.Fatal("server not ready")
 	}
-	if _, err := rknats.New(rknats.Config{ClusterID: 1, ID: 1, URL: small.ClientURL()}); !errors.Is(err, rknats.ErrConfig) {
+	if _, err := rknats.New(context.Background(), rknats.Config{ClusterID: 1, ID: 1, URL: small.ClientURL()}); !errors.Is(err, rknats.ErrConfig) {
 		t.Errorf("max_payload of 256 KiB: %v, want ErrConfig", err)
 	}
 }

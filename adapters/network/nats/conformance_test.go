@@ -1,6 +1,7 @@
 package nats_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -47,8 +48,8 @@ func embedded(t testing.TB, port int) *server.Server {
 
 // opener opens transports on url under the test prefix.
 func opener(url string) networktest.Opener {
-	return func(o networktest.Options) (raft.Network, string, error) {
-		tr, err := rknats.New(rknats.Config{ClusterID: o.ClusterID, ID: o.ID, URL: url, Prefix: testPrefix})
+	return func(o networktest.Config) (raft.Network, string, error) {
+		tr, err := rknats.New(context.Background(), rknats.Config{ClusterID: o.ClusterID, ID: o.ID, URL: url, Prefix: testPrefix})
 		if err != nil {
 			return nil, "", err
 		}

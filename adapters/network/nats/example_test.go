@@ -40,7 +40,7 @@ func ExampleNew() {
 	var transports []*rknats.Transport
 	var members []raftdata.Member
 	for id := raftdata.NodeID(1); id <= 3; id++ {
-		tr, err := rknats.New(rknats.Config{
+		tr, err := rknats.New(ctx, rknats.Config{
 			ClusterID: 0x5ca1ab1e,      // the same on every node, never 0
 			ID:        id,              // equal to raft.Config.ID
 			URL:       srv.ClientURL(), // comma-separated for a NATS cluster

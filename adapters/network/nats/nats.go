@@ -133,8 +133,14 @@ type counters struct {
 }
 
 // New connects (unless cfg.Conn is set) and returns the transport.
-// Messages are delivered once the node calls Start.
-func New(cfg Config) (*Transport, error) {
+// Messages are delivered once the node calls Start. ctx bounds the
+// connection attempt: its deadline, when it has one, is nats.go's connect
+// timeout (an explicit nats.Timeout in cfg.Options wins), and New fails if
+// ctx ended by the time the connection is up. ctx is not kept.
+func New(ctx context.Context, cfg Config) (*Transport, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
 	if cfg.ClusterID == 0 {
 		return nil, fmt.Errorf("%w: ClusterID must be set (any value other than zero, the same on every node)", ErrConfig)
 	}
@@ -165,7 +171,7 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.Conn != nil {
 		t.nc = cfg.Conn
 	} else {
-		opts := append([]natsgo.Option{
+		opts := []natsgo.Option{
 			natsgo.ReconnectBufSize(-1),
 			natsgo.MaxReconnects(-1),
 			natsgo.Name(fmt.Sprintf("raftkit node %d of cluster %d", cfg.ID, cfg.ClusterID)),
@@ -179,12 +185,20 @@ func New(cfg Config) (*Transport, error) {
 				// pending buffer are full, and NATS drops inbound messages.
 				t.log.Warn("nats: asynchronous error", "subject", subjectOf(sub), "err", err)
 			}),
-		}, cfg.Options...)
+		}
+		if deadline, ok := ctx.Deadline(); ok {
+			opts = append(opts, natsgo.Timeout(max(time.Until(deadline), time.Millisecond)))
+		}
+		opts = append(opts, cfg.Options...)
 		nc, err := natsgo.Connect(cfg.URL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("nats: connecting to %s: %w", cfg.URL, err)
 		}
 		t.nc, t.ownsNc = nc, true
+		if err := ctx.Err(); err != nil {
+			t.closeConn()
+			return nil, fmt.Errorf("nats: connecting to %s: %w", cfg.URL, err)
+		}
 	}
 	payload := int(t.nc.MaxPayload())
 	switch {

@@ -39,7 +39,7 @@ func (in *inbox) has(index uint64) bool {
 
 func startTransport(t *testing.T, url string, id raftdata.NodeID, h raft.Handler) *rknats.Transport {
 	t.Helper()
-	tr, err := rknats.New(rknats.Config{ClusterID: 5, ID: id, URL: url, Prefix: testPrefix,
+	tr, err := rknats.New(context.Background(), rknats.Config{ClusterID: 5, ID: id, URL: url, Prefix: testPrefix,
 		Options: []natsgo.Option{natsgo.ReconnectWait(20 * time.Millisecond)}})
 	if err != nil {
 		t.Fatal(err)

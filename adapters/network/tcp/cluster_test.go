@@ -98,7 +98,7 @@ func (p *proxy) close() {
 func tcpCluster(t *testing.T) (*rafttest.Cluster, map[raftdata.NodeID]*proxy) {
 	proxies := map[raftdata.NodeID]*proxy{}
 	var mu sync.Mutex
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{
 		HeartbeatInterval: 20 * time.Millisecond,
 		Transport: func(id raftdata.NodeID, addr string) (raft.Network, string, error) {
 			mu.Lock()

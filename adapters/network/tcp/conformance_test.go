@@ -18,7 +18,7 @@ func factory(t testing.TB) networktest.Opener { return opener(func() *tls.Config
 
 // opener opens transports on loopback with the TLS config tlsConfig returns.
 func opener(tlsConfig func() *tls.Config) networktest.Opener {
-	return func(o networktest.Options) (raft.Network, string, error) {
+	return func(o networktest.Config) (raft.Network, string, error) {
 		addr := o.Addr
 		if addr == "" {
 			addr = "127.0.0.1:0"

@@ -1,6 +1,7 @@
 package disk_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/raftkit/raftkit/adapters/storage/disk"
@@ -10,7 +11,7 @@ import (
 
 // crashOpts keeps segments small so that the child rotates and deletes
 // segments many times per round.
-var crashOpts = disk.Options{SegmentBytes: 256 << 10}
+var crashOpts = disk.Config{SegmentBytes: 256 << 10}
 
 // TestCrash kills a child process writing to a store with SIGKILL at a
 // random moment, several times on the same directory, and checks after each
@@ -19,6 +20,6 @@ var crashOpts = disk.Options{SegmentBytes: 256 << 10}
 // runs this test too.
 func TestCrash(t *testing.T) {
 	storagetest.RunCrash(t, func(dir string) (raft.Storage, error) {
-		return disk.Open(dir, crashOpts)
+		return disk.Open(context.Background(), dir, crashOpts)
 	})
 }

@@ -48,7 +48,7 @@ func TestOpenSyncsCreatedDirs(t *testing.T) {
 	take := recordDirSyncs(t)
 
 	// First boot: a, b and store are created.
-	s := pOpen(t, dir+"/", Options{}) // a trailing separator is the same path
+	s := pOpen(t, dir+"/", Config{}) // a trailing separator is the same path
 	check := func(what string, want ...string) {
 		t.Helper()
 		got := take()
@@ -64,7 +64,7 @@ func TestOpenSyncsCreatedDirs(t *testing.T) {
 	}
 
 	// Reopening creates nothing: only dir is synced, as before.
-	s = pOpen(t, dir, Options{})
+	s = pOpen(t, dir, Config{})
 	check("reopen", dir)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestOpenSyncsCreatedDirs(t *testing.T) {
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s = pOpen(t, empty, Options{})
+	s = pOpen(t, empty, Config{})
 	check("existing empty dir", empty, filepath.Join(empty, "wal"))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestOpenSyncsCreatedDirs(t *testing.T) {
 
 	// A relative path: its first existing ancestor is ".".
 	t.Chdir(root)
-	s = pOpen(t, filepath.Join("rel", "store"), Options{})
+	s = pOpen(t, filepath.Join("rel", "store"), Config{})
 	check("relative path", ".", "rel", filepath.Join("rel", "store"), filepath.Join("rel", "store", "wal"))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestOpenSyncsCreatedDirs(t *testing.T) {
 
 	// NoSync skips the new syncs as it skips the others. (createSegment
 	// syncs the wal directory regardless.)
-	s = pOpen(t, filepath.Join(root, "x", "y"), Options{NoSync: true})
+	s = pOpen(t, filepath.Join(root, "x", "y"), Config{NoSync: true})
 	check("NoSync", filepath.Join(root, "x", "y", "wal"))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

@@ -33,11 +33,11 @@ import (
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
-// DefaultSegmentBytes is the segment size used when Options.SegmentBytes is 0.
+// DefaultSegmentBytes is the segment size used when Config.SegmentBytes is 0.
 const DefaultSegmentBytes = 64 << 20
 
-// Options configures Open. The zero value is a good default.
-type Options struct {
+// Config configures Open. The zero value is a good default.
+type Config struct {
 	// SegmentBytes is the size past which the log moves on to a new
 	// segment file. Compaction deletes whole segments, so it is also the
 	// granularity at which disk space is given back. 0 means
@@ -88,8 +88,12 @@ var _ raft.Storage = (*Storage)(nil)
 // dir, and with one wrapping raft.ErrCorrupt when the log or the snapshot is
 // damaged other than by a torn final write. Unless NoSync is set, the
 // directories it creates, dir and any missing ancestors, are made durable
-// before it returns.
-func Open(dir string, opts Options) (*Storage, error) {
+// before it returns. Recovery reads the whole log: ctx bounds it (it is
+// checked between segments), and is not kept.
+func Open(ctx context.Context, dir string, opts Config) (*Storage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("disk: open: %w", err)
+	}
 	s := &Storage{
 		dir: dir, walDir: filepath.Join(dir, "wal"), snapDir: filepath.Join(dir, "snap"),
 		segBytes: opts.SegmentBytes, noSync: opts.NoSync, log: opts.Logger,
@@ -119,7 +123,7 @@ func Open(dir string, opts Options) (*Storage, error) {
 		return nil, fmt.Errorf("disk: open: locking %s: %w", dir, err)
 	}
 	s.lock = lock
-	if err := s.recover(); err != nil {
+	if err := s.recover(ctx); err != nil {
 		closeSegments(s.segs)
 		_ = lock.Close() // releases the lock
 		return nil, err
@@ -165,7 +169,7 @@ func (s *Storage) syncParents(created []string) error {
 
 // recover creates the directory layout if needed and rebuilds the store's
 // state from the snapshot and the log.
-func (s *Storage) recover() error {
+func (s *Storage) recover(ctx context.Context) error {
 	for _, d := range []string{s.walDir, s.snapDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("disk: open: %w", err)
@@ -185,6 +189,9 @@ func (s *Storage) recover() error {
 	}
 	r := &replay{first: 1, start: 1}
 	for i, sg := range s.segs {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("disk: open: %w", err)
+		}
 		if err := r.readSegment(sg, i == len(s.segs)-1, s.noSync, s.log); err != nil {
 			return err
 		}

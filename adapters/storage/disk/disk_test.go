@@ -20,7 +20,7 @@ import (
 // factory makes disk stores on temporary directories for the conformance
 // suite; Reopen closes the store and opens its directory again. A small
 // segment size makes the suite exercise rotation and segment deletion.
-func factory(opts disk.Options) storagetest.Factory {
+func factory(opts disk.Config) storagetest.Factory {
 	return storagetest.FactoryFuncs{
 		NewFunc: func(t testing.TB) raft.Storage { return mustOpen(t, t.TempDir(), opts) },
 		ReopenFunc: func(t testing.TB, s raft.Storage) raft.Storage {
@@ -33,16 +33,16 @@ func factory(opts disk.Options) storagetest.Factory {
 	}
 }
 
-func mustOpen(t testing.TB, dir string, opts disk.Options) *disk.Storage {
+func mustOpen(t testing.TB, dir string, opts disk.Config) *disk.Storage {
 	t.Helper()
-	s, err := disk.Open(dir, opts)
+	s, err := disk.Open(context.Background(), dir, opts)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
 	return s
 }
 
-func TestConformance(t *testing.T) { storagetest.Run(t, factory(disk.Options{})) }
+func TestConformance(t *testing.T) { storagetest.Run(t, factory(disk.Config{})) }
 
 // TestConformanceSmallSegments runs the suite with segments of 4 KiB, so
 // that nearly every Save rotates and compaction deletes segments.
@@ -50,10 +50,10 @@ func TestConformanceSmallSegments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	storagetest.Run(t, factory(disk.Options{SegmentBytes: 4 << 10, NoSync: true}))
+	storagetest.Run(t, factory(disk.Config{SegmentBytes: 4 << 10, NoSync: true}))
 }
 
-func BenchmarkStorage(b *testing.B) { storagetest.Bench(b, factory(disk.Options{})) }
+func BenchmarkStorage(b *testing.B) { storagetest.Bench(b, factory(disk.Config{})) }
 
 // entry returns entry i of term 1 with data derived from i.
 func entry(i uint64) raftdata.Entry {
@@ -110,7 +110,7 @@ func segments(t *testing.T, dir string) []string {
 func TestTornTail(t *testing.T) {
 	ctx := context.Background()
 	src := t.TempDir()
-	s := mustOpen(t, src, disk.Options{NoSync: true})
+	s := mustOpen(t, src, disk.Config{NoSync: true})
 	hs := raftdata.HardState{Term: 1, Vote: 1}
 	for lo := uint64(1); lo < 40; lo += 3 {
 		hs.Commit = lo - 1
@@ -138,7 +138,7 @@ func TestTornTail(t *testing.T) {
 		if err := os.WriteFile(name, full[:cut], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s, err := disk.Open(dir, disk.Options{NoSync: true})
+		s, err := disk.Open(context.Background(), dir, disk.Config{NoSync: true})
 		if err != nil {
 			t.Fatalf("cut at %d of %d: Open: %v", cut, len(full), err)
 		}
@@ -156,7 +156,7 @@ func TestTornTail(t *testing.T) {
 			t.Fatalf("cut at %d: Save after recovery: %v", cut, err)
 		}
 		s.Close()
-		s = mustOpen(t, dir, disk.Options{NoSync: true})
+		s = mustOpen(t, dir, disk.Config{NoSync: true})
 		checkLog(t, s, 1, wantLast+2)
 		s.Close()
 	}
@@ -172,7 +172,7 @@ func TestCorruptionInTheMiddle(t *testing.T) {
 	}{{"last segment", 0}, {"earlier segment", 512}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := mustOpen(t, dir, disk.Options{NoSync: true, SegmentBytes: tc.segOpt})
+			s := mustOpen(t, dir, disk.Config{NoSync: true, SegmentBytes: tc.segOpt})
 			for lo := uint64(1); lo < 60; lo += 3 {
 				if err := s.Save(ctx, nil, entries(lo, lo+3)); err != nil {
 					t.Fatal(err)
@@ -185,7 +185,7 @@ func TestCorruptionInTheMiddle(t *testing.T) {
 			if err := os.WriteFile(seg, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := disk.Open(dir, disk.Options{SegmentBytes: tc.segOpt})
+			_, err := disk.Open(context.Background(), dir, disk.Config{SegmentBytes: tc.segOpt})
 			if !errors.Is(err, raft.ErrCorrupt) {
 				t.Fatalf("Open after corrupting %s: %v, want an error wrapping ErrCorrupt", seg, err)
 			}
@@ -198,7 +198,7 @@ func TestCorruptionInTheMiddle(t *testing.T) {
 func TestSnapshotCorruption(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := mustOpen(t, dir, disk.Options{NoSync: true})
+	s := mustOpen(t, dir, disk.Config{NoSync: true})
 	w, err := s.CreateSnapshot(ctx, raftdata.SnapshotMeta{Index: 5, Term: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func TestSnapshotCorruption(t *testing.T) {
 	b, _ := os.ReadFile(m[0])
 	b[len(b)/2] ^= 1
 	os.WriteFile(m[0], b, 0o644)
-	s = mustOpen(t, dir, disk.Options{NoSync: true})
+	s = mustOpen(t, dir, disk.Config{NoSync: true})
 	defer s.Close()
 	_, rc, err := s.OpenSnapshot(ctx)
 	if err != nil {
@@ -227,8 +227,8 @@ func TestSnapshotCorruption(t *testing.T) {
 // TestLock checks that a directory can be opened by one store at a time.
 func TestLock(t *testing.T) {
 	dir := t.TempDir()
-	s := mustOpen(t, dir, disk.Options{})
-	if _, err := disk.Open(dir, disk.Options{}); !errors.Is(err, disk.ErrLocked) {
+	s := mustOpen(t, dir, disk.Config{})
+	if _, err := disk.Open(context.Background(), dir, disk.Config{}); !errors.Is(err, disk.ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 	if err := s.Close(); err != nil {
@@ -237,7 +237,7 @@ func TestLock(t *testing.T) {
 	if _, err := s.Term(context.Background(), 0); !errors.Is(err, raft.ErrClosed) {
 		t.Fatalf("Term after Close: %v, want raft.ErrClosed", err)
 	}
-	s = mustOpen(t, dir, disk.Options{})
+	s = mustOpen(t, dir, disk.Config{})
 	s.Close()
 }
 
@@ -246,7 +246,7 @@ func TestLock(t *testing.T) {
 func TestCompactDeletesSegments(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	opts := disk.Options{NoSync: true, SegmentBytes: 1 << 10}
+	opts := disk.Config{NoSync: true, SegmentBytes: 1 << 10}
 	s := mustOpen(t, dir, opts)
 	if err := s.Save(ctx, &raftdata.HardState{Term: 1, Vote: 1, Commit: 1}, entries(1, 2)); err != nil {
 		t.Fatal(err)
@@ -293,7 +293,7 @@ func TestInterruptedSnapshotCommit(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.meta.Index), func(t *testing.T) {
 			dir, other := t.TempDir(), t.TempDir()
-			s := mustOpen(t, dir, disk.Options{NoSync: true})
+			s := mustOpen(t, dir, disk.Config{NoSync: true})
 			if err := s.Save(ctx, &raftdata.HardState{Term: 3, Vote: 1, Commit: 4}, entries(1, 11)); err != nil {
 				t.Fatal(err)
 			}
@@ -303,7 +303,7 @@ func TestInterruptedSnapshotCommit(t *testing.T) {
 			}
 			s.Close()
 			// Make the newer snapshot file in another store and copy it in.
-			o := mustOpen(t, other, disk.Options{NoSync: true})
+			o := mustOpen(t, other, disk.Config{NoSync: true})
 			w, _ = o.CreateSnapshot(ctx, tc.meta)
 			w.Write([]byte("newer"))
 			if err := w.Commit(ctx); err != nil {
@@ -315,7 +315,7 @@ func TestInterruptedSnapshotCommit(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "snap", filepath.Base(m[0])), b, 0o644)
 
 			for range 2 { // the second open finds the commit finished
-				s = mustOpen(t, dir, disk.Options{NoSync: true})
+				s = mustOpen(t, dir, disk.Config{NoSync: true})
 				st, _ := s.InitialState(ctx)
 				if st.Snapshot.Index != tc.meta.Index || st.FirstIndex != tc.first || st.LastIndex != tc.last || st.HardState.Commit != 4 {
 					t.Fatalf("state after recovery: %+v", st)

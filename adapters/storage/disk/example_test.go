@@ -29,14 +29,14 @@ func ExampleOpen() {
 	defer os.RemoveAll(base)
 	dir := filepath.Join(base, "node-1") // Open creates it
 
-	store, err := disk.Open(dir, disk.Options{})
+	store, err := disk.Open(context.Background(), dir, disk.Config{})
 	if err != nil {
 		fmt.Println("open:", err)
 		return
 	}
 	// The directory is locked while a store has it open, so that two
 	// processes configured with the same directory cannot both write.
-	_, err = disk.Open(dir, disk.Options{})
+	_, err = disk.Open(context.Background(), dir, disk.Config{})
 	fmt.Println("second open locked out:", errors.Is(err, disk.ErrLocked))
 
 	// First run: form a cluster of one and commit two commands.
@@ -49,7 +49,7 @@ func ExampleOpen() {
 	_ = store.Close() // the node never closes its storage
 
 	// Second run: the same directory, a new state machine.
-	store, err = disk.Open(dir, disk.Options{})
+	store, err = disk.Open(context.Background(), dir, disk.Config{})
 	if err != nil {
 		fmt.Println("reopen:", err)
 		return

@@ -26,9 +26,9 @@ func pData(i uint64) []byte {
 	return fmt.Appendf(nil, "entry %d %s", i, bytes.Repeat([]byte{byte(i) | 1}, int(i%97)))
 }
 
-func pOpen(t *testing.T, dir string, opts Options) *Storage {
+func pOpen(t *testing.T, dir string, opts Config) *Storage {
 	t.Helper()
-	s, err := Open(dir, opts)
+	s, err := Open(context.Background(), dir, opts)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
@@ -75,7 +75,7 @@ func pSegments(t *testing.T, dir string) []string {
 func TestSealedSegmentPadding(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	opts := Options{SegmentBytes: 8 << 10}
+	opts := Config{SegmentBytes: 8 << 10}
 	s := pOpen(t, dir, opts)
 	for lo := uint64(1); lo < 300; lo += 5 {
 		if err := s.Save(ctx, &raftdata.HardState{Term: 1, Vote: 1, Commit: lo - 1}, pEntries(lo, lo+5)); err != nil {
@@ -125,7 +125,7 @@ func TestSealedSegmentPadding(t *testing.T) {
 		if err := os.WriteFile(seg, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Open(dir, opts); !errors.Is(err, raft.ErrCorrupt) {
+		if _, err := Open(context.Background(), dir, opts); !errors.Is(err, raft.ErrCorrupt) {
 			t.Fatalf("Open with a non-zero byte in the padding of %s: %v, want ErrCorrupt", seg, err)
 		}
 		if err := os.WriteFile(seg, orig, 0o644); err != nil {
@@ -143,7 +143,7 @@ func TestSealedSegmentPadding(t *testing.T) {
 // it without shrinking the file, and appends go on there.
 func TestTornRecordInPreallocatedSpace(t *testing.T) {
 	ctx := context.Background()
-	opts := Options{NoSync: true, SegmentBytes: 64 << 10} // 64 KiB preallocated
+	opts := Config{NoSync: true, SegmentBytes: 64 << 10} // 64 KiB preallocated
 	src := t.TempDir()
 	s := pOpen(t, src, opts)
 	hs := raftdata.HardState{Term: 1, Vote: 1}
@@ -189,7 +189,7 @@ func TestTornRecordInPreallocatedSpace(t *testing.T) {
 		if err := os.WriteFile(name, img, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s, err := Open(dir, opts)
+		s, err := Open(context.Background(), dir, opts)
 		if err != nil {
 			t.Fatalf("image %d: Open: %v", k, err)
 		}
@@ -222,7 +222,7 @@ func TestTornRecordInPreallocatedSpace(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "wal", filepath.Base(seg)), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(dir, opts); !errors.Is(err, raft.ErrCorrupt) {
+	if _, err := Open(context.Background(), dir, opts); !errors.Is(err, raft.ErrCorrupt) {
 		t.Fatalf("Open with a bad record followed by non-zero data: %v, want ErrCorrupt", err)
 	}
 }

@@ -19,7 +19,7 @@ import (
 func TestClusterSurvivesDatabaseCrash(t *testing.T) {
 	srv := startServer(t)
 	var failed atomic.Int64
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{
 		KV:                true,
 		HeartbeatInterval: 20 * time.Millisecond,
 		ElectionTimeout:   300 * time.Millisecond,
@@ -28,7 +28,7 @@ func TestClusterSurvivesDatabaseCrash(t *testing.T) {
 		Storage: func(id raftdata.NodeID) (raft.Storage, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			s, err := postgres.Open(ctx, postgres.Options{DSN: srv.dsn(), Group: 1, Node: id})
+			s, err := postgres.Open(ctx, postgres.Config{DSN: srv.dsn(), Group: 1, Node: id})
 			if err != nil {
 				return nil, err
 			}

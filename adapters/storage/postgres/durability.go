@@ -50,7 +50,7 @@ func checkDurability(ctx context.Context, c connQuerier) error {
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("%w: %s (set them to on, or set Options.AllowUnsafeDurability to accept the risk)",
+		return fmt.Errorf("%w: %s (set them to on, or set Config.AllowUnsafeDurability to accept the risk)",
 			ErrUnsafeDurability, strings.Join(bad, "; "))
 	}
 	return nil

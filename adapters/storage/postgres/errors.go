@@ -17,7 +17,7 @@ var (
 	// ErrUnsafeDurability is returned by Open when a server setting lets
 	// PostgreSQL acknowledge a commit that a crash can still undo: fsync,
 	// full_page_writes or synchronous_commit is off. Set
-	// Options.AllowUnsafeDurability to open anyway.
+	// Config.AllowUnsafeDurability to open anyway.
 	ErrUnsafeDurability = errors.New("postgres: the server's settings can lose acknowledged writes")
 
 	// ErrFenced is returned by every change after another Storage opened the

@@ -26,7 +26,7 @@ func ExampleOpen() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	store, err := postgres.Open(ctx, postgres.Options{
+	store, err := postgres.Open(ctx, postgres.Config{
 		// A pgx connection string: URL or key=value form. The store makes
 		// a pool from it and closes it on Close.
 		DSN: "postgres://raft@db1.internal:5432/raft?sslmode=verify-full",
@@ -68,7 +68,7 @@ func ExampleOpen_pool() {
 	defer pool.Close()
 
 	for group := raftdata.GroupID(1); group <= 3; group++ {
-		store, err := postgres.Open(ctx, postgres.Options{Pool: pool, Group: group, Node: 3, Schema: "raft"})
+		store, err := postgres.Open(ctx, postgres.Config{Pool: pool, Group: group, Node: 3, Schema: "raft"})
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -61,7 +61,7 @@ func sharedPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
-func openStore(t testing.TB, opts postgres.Options) *postgres.Storage {
+func openStore(t testing.TB, opts postgres.Config) *postgres.Storage {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -82,14 +82,14 @@ func openStore(t testing.TB, opts postgres.Options) *postgres.Storage {
 // Reopen opens the same node again.
 var factory = storagetest.FactoryFuncs{
 	NewFunc: func(t testing.TB) raft.Storage {
-		return openStore(t, postgres.Options{Group: 7, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
+		return openStore(t, postgres.Config{Group: 7, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
 	},
 	ReopenFunc: func(t testing.TB, s raft.Storage) raft.Storage {
 		ps := s.(*postgres.Storage)
 		if err := ps.Close(); err != nil {
 			t.Fatal(err)
 		}
-		return openStore(t, postgres.Options{Group: ps.Group(), Node: ps.Node(), ChunkBytes: 4096})
+		return openStore(t, postgres.Config{Group: ps.Group(), Node: ps.Node(), ChunkBytes: 4096})
 	},
 }
 

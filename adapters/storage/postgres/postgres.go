@@ -34,19 +34,19 @@ import (
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
-// DefaultSchema is the schema the tables live in unless Options.Schema says
+// DefaultSchema is the schema the tables live in unless Config.Schema says
 // otherwise.
 const DefaultSchema = "raftkit"
 
 // DefaultChunkBytes is the size of the rows a snapshot is stored in.
 const DefaultChunkBytes = 1 << 20
 
-// maxChunkBytes bounds Options.ChunkBytes well below PostgreSQL's 1 GB
+// maxChunkBytes bounds Config.ChunkBytes well below PostgreSQL's 1 GB
 // limit on a bytea value.
 const maxChunkBytes = 256 << 20
 
-// Options configure a Storage. Exactly one of DSN and Pool is set.
-type Options struct {
+// Config configures a Storage. Exactly one of DSN and Pool is set.
+type Config struct {
 	// DSN is a PostgreSQL connection string (URL or key=value form, as
 	// pgxpool.ParseConfig reads it). Open creates a pool from it, checks
 	// every connection the pool makes, and closes the pool on Close.
@@ -121,7 +121,7 @@ var _ raft.Storage = (*Storage)(nil)
 // opts.AllowUnsafeDurability), raft.ErrInvalidArgument for bad options,
 // ErrSchemaVersion for a schema newer than this package, and the pgx error
 // when the server cannot be reached.
-func Open(ctx context.Context, opts Options) (*Storage, error) {
+func Open(ctx context.Context, opts Config) (*Storage, error) {
 	s := &Storage{
 		q: pgx.Identifier{DefaultSchema}.Sanitize(), group: int64(opts.Group), node: int64(opts.Node),
 		chunk: opts.ChunkBytes, log: opts.Logger,
@@ -145,7 +145,7 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	}
 	switch {
 	case (opts.DSN == "") == (opts.Pool == nil):
-		return nil, fmt.Errorf("%w: set exactly one of Options.DSN and Options.Pool", raft.ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: set exactly one of Config.DSN and Config.Pool", raft.ErrInvalidArgument)
 	case opts.Pool != nil:
 		s.pool = opts.Pool
 	default:

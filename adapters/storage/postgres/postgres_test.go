@@ -43,7 +43,7 @@ func TestOpenRefusesAsynchronousCommit(t *testing.T) {
 	// A DSN can turn synchronous_commit off for its sessions only: the
 	// check must see what the store's own connections see.
 	dsn := withParams(testDSN(), "options=-c%20synchronous_commit%3Doff")
-	_, err := postgres.Open(ctxT(t), postgres.Options{DSN: dsn, Schema: testSchema, Node: 1})
+	_, err := postgres.Open(ctxT(t), postgres.Config{DSN: dsn, Schema: testSchema, Node: 1})
 	if !errors.Is(err, postgres.ErrUnsafeDurability) || !strings.Contains(err.Error(), "synchronous_commit = off") {
 		t.Fatalf("open with synchronous_commit=off: %v, want ErrUnsafeDurability naming it", err)
 	}
@@ -53,11 +53,11 @@ func TestOpenRefusesAsynchronousCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := postgres.Open(ctxT(t), postgres.Options{Pool: pool, Schema: testSchema, Node: 1}); !errors.Is(err, postgres.ErrUnsafeDurability) {
+	if _, err := postgres.Open(ctxT(t), postgres.Config{Pool: pool, Schema: testSchema, Node: 1}); !errors.Is(err, postgres.ErrUnsafeDurability) {
 		t.Fatalf("open on a pool with synchronous_commit=off: %v, want ErrUnsafeDurability", err)
 	}
 
-	s, err := postgres.Open(ctxT(t), postgres.Options{DSN: dsn, Schema: testSchema, Node: 1, AllowUnsafeDurability: true})
+	s, err := postgres.Open(ctxT(t), postgres.Config{DSN: dsn, Schema: testSchema, Node: 1, AllowUnsafeDurability: true})
 	if err != nil {
 		t.Fatalf("open with AllowUnsafeDurability: %v", err)
 	}
@@ -66,7 +66,7 @@ func TestOpenRefusesAsynchronousCommit(t *testing.T) {
 
 func TestOpenRefusesFsyncOff(t *testing.T) {
 	srv := startServer(t, "fsync=off", "full_page_writes=off")
-	_, err := postgres.Open(ctxT(t), postgres.Options{DSN: srv.dsn(), Node: 1})
+	_, err := postgres.Open(ctxT(t), postgres.Config{DSN: srv.dsn(), Node: 1})
 	if !errors.Is(err, postgres.ErrUnsafeDurability) {
 		t.Fatalf("open with fsync=off: %v, want ErrUnsafeDurability", err)
 	}
@@ -75,7 +75,7 @@ func TestOpenRefusesFsyncOff(t *testing.T) {
 			t.Errorf("error does not name %q: %v", name, err)
 		}
 	}
-	s, err := postgres.Open(ctxT(t), postgres.Options{DSN: srv.dsn(), Node: 1, AllowUnsafeDurability: true})
+	s, err := postgres.Open(ctxT(t), postgres.Config{DSN: srv.dsn(), Node: 1, AllowUnsafeDurability: true})
 	if err != nil {
 		t.Fatalf("open with AllowUnsafeDurability: %v", err)
 	}
@@ -84,7 +84,7 @@ func TestOpenRefusesFsyncOff(t *testing.T) {
 
 func TestOpenRejectsBadOptions(t *testing.T) {
 	pool := sharedPool(t)
-	for name, o := range map[string]postgres.Options{
+	for name, o := range map[string]postgres.Config{
 		"neither DSN nor Pool": {},
 		"both DSN and Pool":    {DSN: testDSN(), Pool: pool},
 		"bad DSN":              {DSN: "postgres://%zz"},
@@ -113,7 +113,7 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			s, err := postgres.Open(ctxT(t), postgres.Options{DSN: testDSN(), Schema: schema, Group: 3, Node: raftdata.NodeID(i + 1)})
+			s, err := postgres.Open(ctxT(t), postgres.Config{DSN: testDSN(), Schema: schema, Group: 3, Node: raftdata.NodeID(i + 1)})
 			if err == nil {
 				err = s.Save(ctxT(t), &raftdata.HardState{Term: uint64(i + 1)}, ents(1, 3, 1))
 				s.Close()
@@ -141,12 +141,12 @@ func TestNewerSchemaRefused(t *testing.T) {
 	pool := sharedPool(t)
 	q := pgx.Identifier{schema}.Sanitize()
 	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+q+` CASCADE`) })
-	s := openStore(t, postgres.Options{Schema: schema, Node: 1})
+	s := openStore(t, postgres.Config{Schema: schema, Node: 1})
 	s.Close()
 	if _, err := pool.Exec(ctxT(t), `INSERT INTO `+q+`.schema_migrations (version) VALUES (99)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := postgres.Open(ctxT(t), postgres.Options{DSN: testDSN(), Schema: schema, Node: 1}); !errors.Is(err, postgres.ErrSchemaVersion) {
+	if _, err := postgres.Open(ctxT(t), postgres.Config{DSN: testDSN(), Schema: schema, Node: 1}); !errors.Is(err, postgres.ErrSchemaVersion) {
 		t.Fatalf("open on a newer schema: %v, want ErrSchemaVersion", err)
 	}
 }
@@ -157,9 +157,9 @@ func TestGroupsAndNodesAreIsolated(t *testing.T) {
 	node := raftdata.NodeID(nextNode.Add(1))
 	other := raftdata.NodeID(nextNode.Add(1))
 	stores := map[string]*postgres.Storage{
-		"g1":  openStore(t, postgres.Options{Group: 1, Node: node}),
-		"g2":  openStore(t, postgres.Options{Group: 2, Node: node}),
-		"g1b": openStore(t, postgres.Options{Group: 1, Node: other}),
+		"g1":  openStore(t, postgres.Config{Group: 1, Node: node}),
+		"g2":  openStore(t, postgres.Config{Group: 2, Node: node}),
+		"g1b": openStore(t, postgres.Config{Group: 1, Node: other}),
 	}
 	last := map[string]uint64{"g1": 5, "g2": 9, "g1b": 2}
 	for name, s := range stores {
@@ -169,7 +169,7 @@ func TestGroupsAndNodesAreIsolated(t *testing.T) {
 	}
 	for name, s := range stores {
 		s.Close()
-		r := openStore(t, postgres.Options{Group: s.Group(), Node: s.Node()})
+		r := openStore(t, postgres.Config{Group: s.Group(), Node: s.Node()})
 		st, err := r.InitialState(ctxT(t))
 		if err != nil {
 			t.Fatal(err)
@@ -189,12 +189,12 @@ func TestGroupsAndNodesAreIsolated(t *testing.T) {
 // misconfiguration) never both write; the older one's changes fail whole.
 func TestSecondOpenFencesFirst(t *testing.T) {
 	node := raftdata.NodeID(nextNode.Add(1))
-	a := openStore(t, postgres.Options{Group: 1, Node: node})
+	a := openStore(t, postgres.Config{Group: 1, Node: node})
 	defer a.Close()
 	if err := a.Save(ctxT(t), &raftdata.HardState{Term: 1}, ents(1, 4, 1)); err != nil {
 		t.Fatal(err)
 	}
-	b := openStore(t, postgres.Options{Group: 1, Node: node})
+	b := openStore(t, postgres.Config{Group: 1, Node: node})
 	defer b.Close()
 	err := a.Save(ctxT(t), &raftdata.HardState{Term: 5, Vote: 2}, ents(2, 8, 5))
 	if !errors.Is(err, postgres.ErrFenced) {
@@ -203,7 +203,7 @@ func TestSecondOpenFencesFirst(t *testing.T) {
 	if err := a.Compact(ctxT(t), 0); err != nil {
 		t.Fatalf("a no-op compact should not reach the server: %v", err)
 	}
-	c := openStore(t, postgres.Options{Group: 1, Node: node})
+	c := openStore(t, postgres.Config{Group: 1, Node: node})
 	defer c.Close()
 	st, err := c.InitialState(ctxT(t))
 	if err != nil {
@@ -223,7 +223,7 @@ func TestSecondOpenFencesFirst(t *testing.T) {
 func TestSaveWhileServerDown(t *testing.T) {
 	srv := startServer(t)
 	open := func() *postgres.Storage {
-		s, err := postgres.Open(ctxT(t), postgres.Options{DSN: srv.dsn(), Node: 1})
+		s, err := postgres.Open(ctxT(t), postgres.Config{DSN: srv.dsn(), Node: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +281,7 @@ func TestSaveWhileServerDown(t *testing.T) {
 // membership column are reported as raft.ErrCorrupt, not guessed at.
 func TestCorruptMembershipReported(t *testing.T) {
 	node := raftdata.NodeID(nextNode.Add(1))
-	s := openStore(t, postgres.Options{Group: 1, Node: node})
+	s := openStore(t, postgres.Config{Group: 1, Node: node})
 	w, err := s.CreateSnapshot(ctxT(t), raftdata.SnapshotMeta{Index: 5, Term: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +298,7 @@ func TestCorruptMembershipReported(t *testing.T) {
 		WHERE group_id = 1 AND node_id = $1`, int64(node)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = postgres.Open(ctxT(t), postgres.Options{DSN: testDSN(), Schema: testSchema, Group: 1, Node: node})
+	_, err = postgres.Open(ctxT(t), postgres.Config{DSN: testDSN(), Schema: testSchema, Group: 1, Node: node})
 	if !errors.Is(err, raft.ErrCorrupt) {
 		t.Fatalf("open with a corrupt membership: %v, want raft.ErrCorrupt", err)
 	}
@@ -308,7 +308,7 @@ func TestCorruptMembershipReported(t *testing.T) {
 // another store opens the node fails, and leaves no rows behind.
 func TestFencedSnapshotWriterLeavesNothing(t *testing.T) {
 	node := raftdata.NodeID(nextNode.Add(1))
-	a := openStore(t, postgres.Options{Group: 1, Node: node, ChunkBytes: 16})
+	a := openStore(t, postgres.Config{Group: 1, Node: node, ChunkBytes: 16})
 	defer a.Close()
 	w, err := a.CreateSnapshot(ctxT(t), raftdata.SnapshotMeta{Index: 3, Term: 1})
 	if err != nil {
@@ -317,7 +317,7 @@ func TestFencedSnapshotWriterLeavesNothing(t *testing.T) {
 	if _, err := w.Write(make([]byte, 40)); err != nil { // two chunks stored
 		t.Fatal(err)
 	}
-	b := openStore(t, postgres.Options{Group: 1, Node: node})
+	b := openStore(t, postgres.Config{Group: 1, Node: node})
 	defer b.Close()
 	if _, err := w.Write(make([]byte, 40)); !errors.Is(err, postgres.ErrFenced) {
 		t.Fatalf("write after another open: %v, want ErrFenced", err)
@@ -345,7 +345,7 @@ func TestFencedSnapshotWriterLeavesNothing(t *testing.T) {
 // or not.
 func TestMissingRowsReportedCorrupt(t *testing.T) {
 	node := raftdata.NodeID(nextNode.Add(1))
-	s := openStore(t, postgres.Options{Group: 1, Node: node})
+	s := openStore(t, postgres.Config{Group: 1, Node: node})
 	defer s.Close()
 	if err := s.Save(ctxT(t), nil, ents(1, 11, 1)); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// schemaName is what Options.Schema may be: a lower-case SQL identifier
+// schemaName is what Config.Schema may be: a lower-case SQL identifier
 // that needs no quoting.
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 

@@ -15,7 +15,7 @@ import (
 )
 
 // CreateSnapshot registers a snapshot and returns a writer that stores its
-// bytes in rows of Options.ChunkBytes, buffering at most one row. Nothing is
+// bytes in rows of Config.ChunkBytes, buffering at most one row. Nothing is
 // visible to OpenSnapshot until Commit.
 func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (raft.SnapshotWriter, error) {
 	if err := s.check(ctx, "create snapshot"); err != nil {
@@ -46,7 +46,7 @@ type snapshotWriter struct {
 	state  storeutil.WriterState
 }
 
-// Write buffers p, storing a row each time Options.ChunkBytes accumulate.
+// Write buffers p, storing a row each time Config.ChunkBytes accumulate.
 func (w *snapshotWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

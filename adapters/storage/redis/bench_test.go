@@ -23,7 +23,7 @@ const benchEntryBytes = 128
 func BenchmarkAppend(b *testing.B) {
 	for _, n := range benchBatches {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			s := openStore(b, redis.Options{Group: 9, Node: raftdata.NodeID(nextNode.Add(1))})
+			s := openStore(b, redis.Config{Group: 9, Node: raftdata.NodeID(nextNode.Add(1))})
 			defer s.Close()
 			data := make([]byte, benchEntryBytes)
 			batch := make([]raftdata.Entry, n)

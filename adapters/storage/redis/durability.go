@@ -33,7 +33,7 @@ func checkDurability(ctx context.Context, c goredis.UniversalClient) error {
 		for _, s := range durabilitySettings {
 			m, err := c.ConfigGet(ctx, s.name).Result()
 			if err != nil {
-				return fmt.Errorf("%w: cannot read setting %s to verify durability (%v); verify the settings yourself and set Options.AllowUnsafeDurability",
+				return fmt.Errorf("%w: cannot read setting %s to verify durability (%v); verify the settings yourself and set Config.AllowUnsafeDurability",
 					ErrUnsafeDurability, s.name, err)
 			}
 			if v := m[s.name]; !strings.EqualFold(v, s.want) {
@@ -41,7 +41,7 @@ func checkDurability(ctx context.Context, c goredis.UniversalClient) error {
 			}
 		}
 		if len(bad) > 0 {
-			return fmt.Errorf("%w: %s (or set Options.AllowUnsafeDurability to accept the risk)",
+			return fmt.Errorf("%w: %s (or set Config.AllowUnsafeDurability to accept the risk)",
 				ErrUnsafeDurability, strings.Join(bad, "; "))
 		}
 		return nil

@@ -17,7 +17,7 @@ var (
 	// ErrUnsafeDurability is returned by Open when the server can lose a
 	// write it acknowledged: appendonly is not yes, appendfsync is not
 	// always, or maxmemory-policy may evict keys; or when the settings
-	// cannot be read (CONFIG disabled). Set Options.AllowUnsafeDurability
+	// cannot be read (CONFIG disabled). Set Config.AllowUnsafeDurability
 	// to open anyway.
 	ErrUnsafeDurability = errors.New("redis: the server's settings can lose acknowledged writes")
 
@@ -29,7 +29,7 @@ var (
 	ErrFenced = fmt.Errorf("redis: another store opened this node's log: %w", raft.ErrPermanent)
 
 	// ErrSnapshotGone is returned by a snapshot reader whose snapshot was
-	// replaced by a newer one longer than Options.OldSnapshotTTL ago, so
+	// replaced by a newer one longer than Config.OldSnapshotTTL ago, so
 	// that its chunks expired while it was being read.
 	ErrSnapshotGone = errors.New("redis: replaced snapshot expired while being read")
 

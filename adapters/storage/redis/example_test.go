@@ -35,8 +35,8 @@ func ExampleOpen() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	store, err := redis.Open(ctx, redis.Options{
-		// Options for a client the store creates and closes; every go-redis
+	store, err := redis.Open(ctx, redis.Config{
+		// Config for a client the store creates and closes; every go-redis
 		// option applies (two or more addresses mean Redis Cluster).
 		Redis: &goredis.UniversalOptions{
 			Addrs:     []string{"redis1.internal:6379"},
@@ -83,7 +83,7 @@ func ExampleOpen_client() {
 	defer rdb.Close()
 
 	for group := raftdata.GroupID(1); group <= 3; group++ {
-		store, err := redis.Open(ctx, redis.Options{Client: rdb, Group: group, Node: 3, Prefix: "payments"})
+		store, err := redis.Open(ctx, redis.Config{Client: rdb, Group: group, Node: 3, Prefix: "payments"})
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -50,7 +50,7 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func openStore(t testing.TB, opts redis.Options) *redis.Storage {
+func openStore(t testing.TB, opts redis.Config) *redis.Storage {
 	t.Helper()
 	if opts.Client == nil && opts.Redis == nil {
 		opts.Redis = &goredis.UniversalOptions{Addrs: []string{shared.srv.addr()}}
@@ -66,14 +66,14 @@ func openStore(t testing.TB, opts redis.Options) *redis.Storage {
 // same node again.
 var factory = storagetest.FactoryFuncs{
 	NewFunc: func(t testing.TB) raft.Storage {
-		return openStore(t, redis.Options{Group: 7, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
+		return openStore(t, redis.Config{Group: 7, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
 	},
 	ReopenFunc: func(t testing.TB, s raft.Storage) raft.Storage {
 		rs := s.(*redis.Storage)
 		if err := rs.Close(); err != nil {
 			t.Fatal(err)
 		}
-		return openStore(t, redis.Options{Group: rs.Group(), Node: rs.Node(), ChunkBytes: 4096})
+		return openStore(t, redis.Config{Group: rs.Group(), Node: rs.Node(), ChunkBytes: 4096})
 	},
 }
 

@@ -35,7 +35,7 @@ import (
 	"github.com/raftkit/raftkit/raft/raftdata"
 )
 
-// DefaultPrefix starts every key unless Options.Prefix says otherwise.
+// DefaultPrefix starts every key unless Config.Prefix says otherwise.
 const DefaultPrefix = "raftkit"
 
 // DefaultChunkBytes is the size of the list elements a snapshot is stored in.
@@ -44,7 +44,7 @@ const DefaultChunkBytes = 1 << 20
 // DefaultOldSnapshotTTL is how long a replaced snapshot stays readable.
 const DefaultOldSnapshotTTL = time.Minute
 
-// maxChunkBytes bounds Options.ChunkBytes well below Redis's 512 MB string
+// maxChunkBytes bounds Config.ChunkBytes well below Redis's 512 MB string
 // limit and its default 1 GB client query buffer.
 const maxChunkBytes = 64 << 20
 
@@ -56,8 +56,8 @@ const headerBytes = 17
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 
-// Options configure a Storage. Exactly one of Client and Redis is set.
-type Options struct {
+// Config configures a Storage. Exactly one of Client and Redis is set.
+type Config struct {
 	// Client is an existing client: a *goredis.Client (a server, or
 	// Sentinel's failover client) or a *goredis.ClusterClient; not a Ring.
 	// The Storage does not close it.
@@ -132,7 +132,7 @@ var _ raft.Storage = (*Storage)(nil)
 // opts.AllowUnsafeDurability), raft.ErrInvalidArgument for bad options,
 // ErrLayoutVersion for keys written by a newer package, and the go-redis
 // error when the server cannot be reached.
-func Open(ctx context.Context, opts Options) (*Storage, error) {
+func Open(ctx context.Context, opts Config) (*Storage, error) {
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -160,7 +160,7 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	s.meta, s.logKey, s.pending = s.tag+":meta", s.tag+":log", s.tag+":pending"
 	switch {
 	case (opts.Client == nil) == (opts.Redis == nil):
-		return nil, fmt.Errorf("%w: set exactly one of Options.Client and Options.Redis", raft.ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: set exactly one of Config.Client and Config.Redis", raft.ErrInvalidArgument)
 	case opts.Client != nil:
 		if _, ring := opts.Client.(*goredis.Ring); ring {
 			// A Ring moves a shard's keys elsewhere while it is down: a

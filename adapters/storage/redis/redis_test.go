@@ -49,7 +49,7 @@ func TestOpenRefusesUnsafeServers(t *testing.T) {
 		{"fsync every second, evicting", everysec.client(t), []string{`appendfsync = "everysec"`, `maxmemory-policy = "allkeys-lru"`}},
 		{"CONFIG disabled", noConfig.client(t), []string{"cannot read setting appendonly"}},
 	} {
-		_, err := redis.Open(ctxT(t), redis.Options{Client: c.client, Node: 1})
+		_, err := redis.Open(ctxT(t), redis.Config{Client: c.client, Node: 1})
 		if !errors.Is(err, redis.ErrUnsafeDurability) {
 			t.Errorf("%s: %v, want ErrUnsafeDurability", c.name, err)
 			continue
@@ -60,7 +60,7 @@ func TestOpenRefusesUnsafeServers(t *testing.T) {
 			}
 		}
 	}
-	s, err := redis.Open(ctxT(t), redis.Options{Client: everysec.client(t), Node: 1, AllowUnsafeDurability: true})
+	s, err := redis.Open(ctxT(t), redis.Config{Client: everysec.client(t), Node: 1, AllowUnsafeDurability: true})
 	if err != nil {
 		t.Fatalf("open with AllowUnsafeDurability: %v", err)
 	}
@@ -69,7 +69,7 @@ func TestOpenRefusesUnsafeServers(t *testing.T) {
 
 func TestOpenRejectsBadOptions(t *testing.T) {
 	c := shared.srv.client(t)
-	for name, o := range map[string]redis.Options{
+	for name, o := range map[string]redis.Config{
 		"neither Client nor Redis": {},
 		"both Client and Redis":    {Client: c, Redis: opts(shared.srv.addr())},
 		"prefix with a brace":      {Client: c, Prefix: "a{b}"},
@@ -86,13 +86,13 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 
 func TestNewerLayoutRefused(t *testing.T) {
 	node := raftdata.NodeID(nextNode.Add(1))
-	s := openStore(t, redis.Options{Group: 1, Node: node})
+	s := openStore(t, redis.Config{Group: 1, Node: node})
 	s.Close()
 	c := shared.srv.client(t)
 	if err := c.HSet(ctxT(t), fmt.Sprintf("{raftkit:1:%d}:meta", node), "layout", 99).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := redis.Open(ctxT(t), redis.Options{Client: c, Group: 1, Node: node}); !errors.Is(err, redis.ErrLayoutVersion) {
+	if _, err := redis.Open(ctxT(t), redis.Config{Client: c, Group: 1, Node: node}); !errors.Is(err, redis.ErrLayoutVersion) {
 		t.Fatalf("open on a newer layout: %v, want ErrLayoutVersion", err)
 	}
 }
@@ -101,7 +101,7 @@ func TestNewerLayoutRefused(t *testing.T) {
 // ID in two groups and under two prefixes.
 func TestGroupsAndNodesAreIsolated(t *testing.T) {
 	node := raftdata.NodeID(nextNode.Add(1))
-	stores := map[string]redis.Options{
+	stores := map[string]redis.Config{
 		"g1": {Group: 1, Node: node}, "g2": {Group: 2, Node: node}, "other prefix": {Group: 1, Node: node, Prefix: "app:raft"},
 	}
 	last := map[string]uint64{"g1": 5, "g2": 9, "other prefix": 2}
@@ -130,7 +130,7 @@ func TestGroupsAndNodesAreIsolated(t *testing.T) {
 // misconfiguration) never both write; the older one's changes fail whole.
 func TestSecondOpenFencesFirst(t *testing.T) {
 	node := raftdata.NodeID(nextNode.Add(1))
-	a := openStore(t, redis.Options{Group: 1, Node: node, ChunkBytes: 16})
+	a := openStore(t, redis.Config{Group: 1, Node: node, ChunkBytes: 16})
 	defer a.Close()
 	if err := a.Save(ctxT(t), &raftdata.HardState{Term: 1}, ents(1, 4, 1)); err != nil {
 		t.Fatal(err)
@@ -142,7 +142,7 @@ func TestSecondOpenFencesFirst(t *testing.T) {
 	if _, err := w.Write(make([]byte, 40)); err != nil { // two chunks stored
 		t.Fatal(err)
 	}
-	b := openStore(t, redis.Options{Group: 1, Node: node})
+	b := openStore(t, redis.Config{Group: 1, Node: node})
 	defer b.Close()
 	if err := a.Save(ctxT(t), &raftdata.HardState{Term: 5, Vote: 2}, ents(2, 8, 5)); !errors.Is(err, redis.ErrFenced) {
 		t.Fatalf("save on the fenced store: %v, want ErrFenced", err)
@@ -178,7 +178,7 @@ func TestSecondOpenFencesFirst(t *testing.T) {
 // snapshot's Commit finishes within OldSnapshotTTL, and fails with
 // ErrSnapshotGone after it.
 func TestReplacedSnapshotReadableForTTL(t *testing.T) {
-	s := openStore(t, redis.Options{Group: 1, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 8, OldSnapshotTTL: 300 * time.Millisecond})
+	s := openStore(t, redis.Config{Group: 1, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 8, OldSnapshotTTL: 300 * time.Millisecond})
 	defer s.Close()
 	commit := func(index uint64, data string) {
 		w, err := s.CreateSnapshot(ctxT(t), raftdata.SnapshotMeta{Index: index, Term: 1})
@@ -222,7 +222,7 @@ func TestReplacedSnapshotReadableForTTL(t *testing.T) {
 // wrote is raft.ErrCorrupt.
 func TestCorruptElementReported(t *testing.T) {
 	node := raftdata.NodeID(nextNode.Add(1))
-	s := openStore(t, redis.Options{Group: 1, Node: node})
+	s := openStore(t, redis.Config{Group: 1, Node: node})
 	defer s.Close()
 	if err := s.Save(ctxT(t), nil, ents(1, 6, 1)); err != nil {
 		t.Fatal(err)
@@ -249,7 +249,7 @@ func TestCorruptElementReported(t *testing.T) {
 // once.
 func TestSaveWhileServerDown(t *testing.T) {
 	srv := startRedis(t, durableSettings...)
-	s := openStore(t, redis.Options{Redis: opts(srv.addr()), Node: 1})
+	s := openStore(t, redis.Config{Redis: opts(srv.addr()), Node: 1})
 	defer s.Close()
 	if err := s.Save(ctxT(t), &raftdata.HardState{Term: 1}, ents(1, 11, 1)); err != nil {
 		t.Fatal(err)
@@ -275,7 +275,7 @@ func TestSaveWhileServerDown(t *testing.T) {
 	s.Close()
 	srv.kill() // what was acknowledged is in the append-only file
 	srv.start()
-	r := openStore(t, redis.Options{Redis: opts(srv.addr()), Node: 1})
+	r := openStore(t, redis.Config{Redis: opts(srv.addr()), Node: 1})
 	defer r.Close()
 	st, err := r.InitialState(ctxT(t))
 	if err != nil {
@@ -306,7 +306,7 @@ func TestSaveWhileServerDown(t *testing.T) {
 func TestClusterSurvivesRedisKill(t *testing.T) {
 	srv := startRedis(t, durableSettings...)
 	var failed atomic.Int64
-	c := rafttest.NewCluster(t, 3, rafttest.ClusterOptions{
+	c := rafttest.NewCluster(t, 3, rafttest.ClusterConfig{
 		KV:                true,
 		HeartbeatInterval: 20 * time.Millisecond,
 		ElectionTimeout:   300 * time.Millisecond,
@@ -319,7 +319,7 @@ func TestClusterSurvivesRedisKill(t *testing.T) {
 			// client's own retries).
 			o := opts(srv.addr())
 			o.MaxRetries = -1
-			s, err := redis.Open(ctx, redis.Options{Redis: o, Group: 1, Node: id})
+			s, err := redis.Open(ctx, redis.Config{Redis: o, Group: 1, Node: id})
 			if err != nil {
 				return nil, err
 			}

@@ -49,7 +49,7 @@ func TestConformanceScriptsRunTwice(t *testing.T) {
 		NewFunc: func(t testing.TB) raft.Storage {
 			c := newClient(t)
 			t.Cleanup(func() { _ = c.Close() })
-			return openStore(t, redis.Options{Client: c, Group: 8, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
+			return openStore(t, redis.Config{Client: c, Group: 8, Node: raftdata.NodeID(nextNode.Add(1)), ChunkBytes: 4096})
 		},
 		ReopenFunc: func(t testing.TB, s raft.Storage) raft.Storage {
 			rs := s.(*redis.Storage)
@@ -58,7 +58,7 @@ func TestConformanceScriptsRunTwice(t *testing.T) {
 			}
 			c := newClient(t)
 			t.Cleanup(func() { _ = c.Close() })
-			return openStore(t, redis.Options{Client: c, Group: rs.Group(), Node: rs.Node(), ChunkBytes: 4096})
+			return openStore(t, redis.Config{Client: c, Group: rs.Group(), Node: rs.Node(), ChunkBytes: 4096})
 		},
 	}
 	storagetest.Run(t, f)

@@ -15,7 +15,7 @@ import (
 )
 
 // CreateSnapshot registers a pending snapshot and returns a writer that
-// stores its bytes as list elements of Options.ChunkBytes, buffering at most
+// stores its bytes as list elements of Config.ChunkBytes, buffering at most
 // one. Nothing is visible to OpenSnapshot until Commit.
 func (s *Storage) CreateSnapshot(ctx context.Context, meta raftdata.SnapshotMeta) (raft.SnapshotWriter, error) {
 	if err := s.check(ctx, "create snapshot"); err != nil {
@@ -45,7 +45,7 @@ type snapshotWriter struct {
 	state  storeutil.WriterState
 }
 
-// Write buffers p, storing an element each time Options.ChunkBytes
+// Write buffers p, storing an element each time Config.ChunkBytes
 // accumulate.
 func (w *snapshotWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
@@ -75,7 +75,7 @@ func (w *snapshotWriter) storeChunk(chunk []byte) error {
 // Commit stores the last chunk and, in one script, makes the snapshot the
 // latest one, keeps or discards the log (Raft paper §7: kept when it holds
 // the snapshot's last entry with the same term) and sets the previous
-// snapshot to expire after Options.OldSnapshotTTL.
+// snapshot to expire after Config.OldSnapshotTTL.
 func (w *snapshotWriter) Commit(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -131,7 +131,7 @@ func (w *snapshotWriter) Abort() error {
 
 // OpenSnapshot opens the latest committed snapshot and reads it one chunk
 // per round trip. A newer snapshot committed meanwhile does not disturb the
-// reader for Options.OldSnapshotTTL; after that its reads fail with
+// reader for Config.OldSnapshotTTL; after that its reads fail with
 // ErrSnapshotGone.
 func (s *Storage) OpenSnapshot(ctx context.Context) (raftdata.SnapshotMeta, io.ReadCloser, error) {
 	if err := s.check(ctx, "open snapshot"); err != nil {
