@@ -216,7 +216,7 @@ func testFile(s Spec) *jen.File {
 	}
 	f.Comment("factory opens transports for the conformance suite.")
 	f.Func().Id("factory").Params(tb).Qual(networktestPkg, "Opener").Block(
-		jen.Return(jen.Func().Params(jen.Id("o").Qual(networktestPkg, "Options")).Params(jen.Qual(RaftPackage, "Network"), jen.String(), jen.Error()).Block(
+		jen.Return(jen.Func().Params(jen.Id("o").Qual(networktestPkg, "Config")).Params(jen.Qual(RaftPackage, "Network"), jen.String(), jen.Error()).Block(
 			jen.List(jen.Id("n"), jen.Err()).Op(":=").Id("New"+s.Name).Call(jen.Id("o").Dot("ClusterID"), jen.Id("o").Dot("ID"), jen.Id("o").Dot("Addr")),
 			jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Lit(""), jen.Err())),
 			jen.Return(jen.Id("n"), jen.Id("n").Dot("Addr").Call(), jen.Nil()),
