@@ -13,7 +13,6 @@ require (
 
 require (
 	github.com/dave/jennifer v1.7.1 // indirect
-	github.com/raftkit/raftkit v0.0.0-00010101000000-000000000000 // indirect
 	golang.org/x/mod v0.42.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/tools v0.52.0 // indirect

@@ -36,6 +36,10 @@ func tempModule(t *testing.T) string {
 	// downloaded; the checksum database may be unreachable.
 	t.Setenv("GOSUMDB", "off")
 	t.Setenv("GOWORK", "off")
+	// raftgen runs in this process: anything it does in its working
+	// directory happens in the test module, never in this one (with
+	// -mod=mod, loading packages here would rewrite this go.mod).
+	t.Chdir(dir)
 	goVersion := "1.26.0"
 	if b, err := os.ReadFile(filepath.Join(root, "go.mod")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
